@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("otel_django.urls")),
+    path("", include("shop.urls")),
+]

@@ -1,0 +1,52 @@
+"""Health probes: ``healthz`` (liveness) and ``readyz`` (readiness).
+
+Liveness answers ``{"status": "ok"}`` without touching any dependency: a liveness failure
+restarts the container, which never fixes a database outage. Readiness runs every check of
+:mod:`otel_django.health.checks` within ``HEALTH_CHECK_TIMEOUT_S`` and answers 503 when one
+fails, so the load balancer stops sending traffic to this instance until it recovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from . import checks
+
+__all__ = ["healthz", "readyz"]
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+def _login_not_required(view: _View) -> _View:
+    """Exempts the view from ``LoginRequiredMiddleware`` (Django >= 5.1); no-op before."""
+    try:
+        from django.contrib.auth.decorators import login_not_required
+    except ImportError:  # Django < 5.1 has neither the decorator nor the middleware
+        return view
+    return login_not_required(view)
+
+
+@_login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers HTTP. No dependency is checked."""
+    return JsonResponse({"status": "ok"})
+
+
+@_login_not_required
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: databases, caches, Redis, migrations and registered checks all answer."""
+    ready, results = checks.readiness()
+    body = {
+        "status": "ok" if ready else "fail",
+        "checks": {name: result.as_dict() for name, result in results.items()},
+    }
+    return JsonResponse(body, status=200 if ready else 503)

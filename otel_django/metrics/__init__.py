@@ -1,0 +1,1 @@
+"""Metrics: OTel instruments, their MeterProvider and the Prometheus view."""

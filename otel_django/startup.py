@@ -1,0 +1,187 @@
+"""Startup: settings -> configuration -> providers -> instrumentations, once per process.
+
+Two ways in reach the same state:
+
+* ``opentelemetry-instrument``: the configurator calls :func:`setup_providers` with the
+  environment-only configuration before Django is configured; Django-side setup runs later,
+  from ``AppConfig.ready()`` or just before Django builds its middleware chain.
+* ``"otel_django"`` in ``INSTALLED_APPS``: ``ready()`` calls :func:`setup_django`, which also
+  sets up the providers if nothing has.
+
+In the master of a pre-fork server (gunicorn) providers are not created: each worker creates
+its own right after the fork, so every worker has its own exporter threads and its own
+``service.instance.id``. Instrumentations installed in the master use the API's proxy
+tracers and meters, which resolve to the worker's providers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+from .config import Config, load_config
+from .resource import build_resource
+from .runtime import django_settings_dict, set_config
+
+logger = logging.getLogger("otel_django")
+
+MIDDLEWARE_PATH = "otel_django.middleware.OtelDjangoMiddleware"
+
+# Set only where the user set nothing; upstream instrumentations and exporters read them.
+# otel_django's own settings (exporter, exclusions ...) have their defaults in config.py, so
+# that the OTEL_DJANGO settings dict can still set them.
+ENVIRONMENT_DEFAULTS = {
+    "OTEL_SEMCONV_STABILITY_OPT_IN": "http,database",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_METRICS_EXPORTER": "none",  # metrics are pulled from the /metrics view
+}
+
+_lock = threading.RLock()
+_providers_ready = False
+_deferred: Config | None = None
+_fork_hook_registered = False
+_django_ready = False
+under_wrapper = False
+
+
+def apply_environment_defaults() -> None:
+    for name, value in ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def _in_prefork_master(config: Config) -> bool:
+    if config.prefork != "auto":
+        return config.prefork == "true"
+    if not os.path.basename(sys.argv[0] if sys.argv else "").startswith("gunicorn"):
+        return False
+    frame = sys._getframe()
+    while frame is not None:
+        if "gunicorn" in frame.f_code.co_filename and "workers" in frame.f_code.co_filename:
+            return False  # loading the app inside a worker (no --preload)
+        frame = frame.f_back  # type: ignore[assignment]
+    return True
+
+
+def setup_providers(config: Config) -> None:
+    """Creates and registers the tracer and meter providers, unless that is done already."""
+    global _deferred, _fork_hook_registered
+    with _lock:
+        if _providers_ready or _deferred is not None:
+            return
+        if _in_prefork_master(config):
+            _deferred = config
+            if not _fork_hook_registered:
+                os.register_at_fork(after_in_child=_after_fork_in_child)
+                _fork_hook_registered = True
+            logger.debug("pre-fork master: providers will be created in each worker")
+            return
+        _create_providers(config)
+
+
+def _after_fork_in_child() -> None:
+    global _deferred
+    with _lock:
+        config, _deferred = _deferred, None
+        if config is not None and not _providers_ready:
+            _create_providers(config)
+
+
+def after_fork() -> None:
+    """Creates this worker's providers if the fork hook has not (gunicorn ``post_fork``)."""
+    _after_fork_in_child()
+
+
+def _create_providers(config: Config) -> None:
+    global _providers_ready
+    _providers_ready = True
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        logger.info("an SDK TracerProvider is already set up; otel_django uses it as it is")
+        return
+    resource = build_resource(config)
+    from .traces.provider import build_tracer_provider
+
+    trace.set_tracer_provider(build_tracer_provider(config, resource))
+    if config.metrics_enabled and not isinstance(metrics.get_meter_provider(), MeterProvider):
+        from .metrics.provider import build_meter_provider
+
+        metrics.set_meter_provider(build_meter_provider(config, resource))
+    if config.logs_exporter == "otlp":
+        from .logging.otlp import setup_log_export
+
+        setup_log_export(config, resource)
+
+
+def shutdown() -> None:
+    """Flushes and stops the providers (gunicorn ``worker_exit``, SIGTERM)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush()
+        provider.shutdown()
+    meter_provider = metrics.get_meter_provider()
+    if isinstance(meter_provider, MeterProvider):
+        meter_provider.shutdown()
+
+
+def instrument_libraries() -> None:
+    """SQLAlchemy and Redis instrumentation, where those packages are installed."""
+    candidates = (
+        ("opentelemetry.instrumentation.sqlalchemy", "SQLAlchemyInstrumentor", "sqlalchemy"),
+        ("opentelemetry.instrumentation.redis", "RedisInstrumentor", "redis"),
+    )
+    import importlib
+    import importlib.util
+
+    for module_name, class_name, library in candidates:
+        if importlib.util.find_spec(library) is None:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        instrumentor = getattr(module, class_name)()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+def install_middleware() -> None:
+    from django.conf import settings
+
+    current = list(settings.MIDDLEWARE)
+    if MIDDLEWARE_PATH not in current:
+        settings.MIDDLEWARE = [MIDDLEWARE_PATH, *current]
+
+
+def setup_django() -> Config:
+    """Everything that needs Django: runs once, from ``ready()`` or the wrapper's hook."""
+    global _django_ready
+    with _lock:
+        if _django_ready:
+            from .runtime import get_config
+
+            return get_config()
+        apply_environment_defaults()
+        config = load_config(os.environ, django_settings_dict())
+        set_config(config)
+        from .logging.setup import configure_logging
+
+        configure_logging(config)
+        setup_providers(config)
+        if not under_wrapper:
+            instrument_libraries()
+        install_middleware()
+        from .db.django import instrument_django_db
+        from .metrics.instrumentation import instrument as instrument_metrics
+        from .sentry import setup_sentry
+
+        instrument_django_db(config)
+        if config.metrics_enabled:
+            instrument_metrics(config)
+        setup_sentry(config)
+        _django_ready = True
+        return config

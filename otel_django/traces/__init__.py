@@ -1,0 +1,1 @@
+"""Traces: the TracerProvider, the server-span middleware and the console span printer."""

@@ -1,0 +1,215 @@
+"""Server, ORM, SQLAlchemy and Redis spans, in process, as the SDK hands them to exporters."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+from django.test import Client, override_settings
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from shop.models import Category, Product
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def server_span(spans: list[ReadableSpan]) -> ReadableSpan:
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert len(servers) == 1, [s.name for s in spans]
+    return servers[0]
+
+
+def children_of(parent: ReadableSpan, spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    assert parent.context is not None
+    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+
+@pytest.fixture
+def product(db: None) -> Product:
+    return Product.objects.create(
+        name="lamp", price_cents=1999, category=Category.objects.create(name="home"))
+
+
+@pytest.mark.smoke
+def test_request_makes_a_server_span_named_by_route_with_orm_children(
+    spans: InMemorySpanExporter, product: Product
+) -> None:
+    spans.clear()
+    response = Client().get(f"/products/{product.pk}/?page=2", HTTP_USER_AGENT="pytest")
+    assert response.status_code == 200
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    assert server.name == "GET products/<int:pk>/"
+    attributes = dict(server.attributes or {})
+    assert attributes["http.route"] == "products/<int:pk>/"
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["url.path"] == f"/products/{product.pk}/"
+    assert attributes["url.query"] == "page=2"
+    assert attributes["url.scheme"] == "http"
+    assert attributes["user_agent.original"] == "pytest"
+    assert attributes["otel_django.request_id"] == response.headers["X-Request-ID"]
+    queries = children_of(server, finished)
+    assert [q.name for q in queries] == ["SELECT shop_product"]
+    query = queries[0]
+    assert query.kind is SpanKind.CLIENT
+    q_attributes = dict(query.attributes or {})
+    assert q_attributes["db.system.name"] == "sqlite"
+    assert q_attributes["db.operation.name"] == "SELECT"
+    assert q_attributes["db.collection.name"] == "shop_product"
+    assert q_attributes["db.query.summary"] == "SELECT shop_product"
+    assert str(product.pk) not in q_attributes["db.query.text"].split("LIMIT")[0].split("=")[-1]
+
+
+def test_incoming_traceparent_continues_the_callers_trace(
+    spans: InMemorySpanExporter, product: Product
+) -> None:
+    spans.clear()
+    Client().get("/products/", HTTP_TRACEPARENT=TRACEPARENT)
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.context is not None and server.parent is not None
+    assert f"{server.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{server.parent.span_id:016x}" == "b7ad6b7169203331"
+    assert server.parent.is_remote
+
+
+def test_malformed_traceparent_starts_a_new_trace(spans: InMemorySpanExporter, db: None) -> None:
+    spans.clear()
+    response = Client().get("/products/", HTTP_TRACEPARENT="00-zz-\r\n-01")
+    assert response.status_code == 200
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.parent is None
+
+
+def test_unmatched_path_never_becomes_a_route(spans: InMemorySpanExporter, db: None) -> None:
+    spans.clear()
+    assert Client().get("/no/such/page/12345").status_code == 404
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.name == "GET"
+    assert "http.route" not in (server.attributes or {})
+    assert server.attributes is not None and server.attributes["http.response.status_code"] == 404
+
+
+def test_unknown_method_is_recorded_as_other(spans: InMemorySpanExporter, db: None) -> None:
+    spans.clear()
+    Client().generic("FROBNICATE", "/products/")
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.attributes is not None
+    assert server.attributes["http.request.method"] == "_OTHER"
+    assert server.attributes["http.request.method_original"] == "FROBNICATE"
+    assert server.name == "HTTP products/"
+
+
+def test_view_exception_marks_the_span_as_error(spans: InMemorySpanExporter, db: None) -> None:
+    spans.clear()
+    response = Client(raise_request_exception=False).get("/boom/")
+    assert response.status_code == 500
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes is not None and server.attributes["error.type"] == "RuntimeError"
+    assert [e.name for e in server.events] == ["exception"]
+
+
+def test_excluded_urls_make_no_span(spans: InMemorySpanExporter, db: None) -> None:
+    spans.clear()
+    Client().get("/healthz")
+    assert [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER] == []
+
+
+@pytest.mark.django_db(databases=["default", "postgres"])
+@pytest.mark.postgres
+def test_postgresql_queries_are_spans_of_the_request(spans: InMemorySpanExporter) -> None:
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    def pg_view(request: HttpRequest) -> JsonResponse:
+        with connections["postgres"].cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM shop_product WHERE price_cents > %s", [100])
+            (count,) = cursor.fetchone()
+        return JsonResponse({"count": count})
+
+    urlconf = type("urls", (), {"urlpatterns": [path("pg/", pg_view)]})
+    spans.clear()
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert Client().get("/pg/").status_code == 200
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    (query,) = children_of(server, finished)
+    attributes = dict(query.attributes or {})
+    assert query.name == "SELECT shop_product"
+    assert attributes["db.system.name"] == "postgresql"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == 5432
+    assert "100" not in attributes["db.query.text"]
+
+
+def test_sqlalchemy_engine_spans_are_children_of_the_request(
+    spans: InMemorySpanExporter, db: None
+) -> None:
+    import sqlalchemy
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    engine = sqlalchemy.create_engine("sqlite://")
+
+    def sa_view(request: HttpRequest) -> JsonResponse:
+        with engine.connect() as conn:
+            value = conn.execute(sqlalchemy.text("SELECT :x + 1"), {"x": 41}).scalar_one()
+        return JsonResponse({"value": value})
+
+    urlconf = type("urls", (), {"urlpatterns": [path("sa/", sa_view)]})
+    spans.clear()
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert Client().get("/sa/").json() == {"value": 42}
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    children = children_of(server, finished)
+    assert any(dict(c.attributes or {}).get("db.system.name") == "sqlite" for c in children), [
+        (c.name, dict(c.attributes or {})) for c in children]
+    assert all("41" not in str(dict(c.attributes or {})) for c in children)
+
+
+@pytest.mark.redis
+def test_redis_commands_are_spans_without_values(
+    spans: InMemorySpanExporter, redis_url: str, db: None
+) -> None:
+    import redis
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    client = redis.Redis.from_url(redis_url)
+
+    def redis_view(request: HttpRequest) -> JsonResponse:
+        client.set("otel-django-test:key", "canary-redis-value-7731")
+        return JsonResponse({"value": client.get("otel-django-test:key").decode()})
+
+    urlconf = type("urls", (), {"urlpatterns": [path("r/", redis_view)]})
+    spans.clear()
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert Client().get("/r/").status_code == 200
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    commands = children_of(server, finished)
+    assert [c.name for c in commands] == ["SET", "GET"]
+    assert all(c.kind is SpanKind.CLIENT for c in commands)
+    assert all(dict(c.attributes or {}).get("db.system.name") == "redis" for c in commands), [
+        dict(c.attributes or {}) for c in commands]
+    assert "canary-redis-value-7731" not in str([dict(c.attributes or {}) for c in commands])
+
+
+def test_async_view_queries_stay_in_the_request_trace(
+    spans: InMemorySpanExporter, transactional_db: None
+) -> None:
+    import asyncio
+
+    from django.test import AsyncClient
+
+    Product.objects.create(name="lamp", price_cents=1, category=Category.objects.create(name="x"))
+    spans.clear()
+    response = asyncio.run(AsyncClient().get("/async/"))
+    assert response.status_code == 200
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    assert server.name == "GET async/"
+    assert [q.name for q in children_of(server, finished)] == ["SELECT shop_product"]
