@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.core.exceptions import ImproperlyConfigured
-
-from .config import ConfigError
 
 
 class OtelDjangoConfig(AppConfig):
@@ -14,7 +11,4 @@ class OtelDjangoConfig(AppConfig):
     def ready(self) -> None:
         from . import checks, startup  # noqa: F401 - registers the system checks
 
-        try:
-            startup.setup_django()
-        except ConfigError as exc:
-            raise ImproperlyConfigured(f"otel_django: {exc}") from exc
+        startup.setup_django()

@@ -23,19 +23,6 @@ def check_configuration(app_configs: Sequence[AppConfig] | None, **kwargs: Any) 
         return [Error(str(exc), id="otel_django.E001",
                       hint="Fix the value in the environment or in settings.OTEL_DJANGO.")]
     messages: list[CheckMessage] = []
-    from . import startup
-
-    if startup.under_wrapper:
-        ignored = sorted(
-            s.name for s in _provider_level_settings() if s.name in config.from_settings
-        )
-        if ignored:
-            messages.append(Warning(
-                f"OTEL_DJANGO sets {', '.join(ignored)}, but opentelemetry-instrument created the "
-                "providers before Django settings were read, so these take no effect.",
-                hint="Set them as environment variables (OTEL_DJANGO_<NAME> or the OTEL_* standard one).",
-                id="otel_django.W001",
-            ))
     regex = config.excluded_urls_regex
     for name in ("metrics", "healthz", "readyz"):
         try:
@@ -59,8 +46,3 @@ def check_configuration(app_configs: Sequence[AppConfig] | None, **kwargs: Any) 
     messages.extend(check_metrics(config))
     return messages
 
-
-def _provider_level_settings() -> list[Any]:
-    from .config import SETTINGS
-
-    return [s for s in SETTINGS if s.provider_level]

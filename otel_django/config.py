@@ -161,7 +161,6 @@ class Setting:
     doc: str
     env: tuple[str, ...] = ()
     derive_env: Callable[[Mapping[str, str]], str | None] | None = None
-    provider_level: bool = False
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -174,42 +173,42 @@ class Setting:
 _PATHS_NOT_TRACED = (r"^/metrics/?$", r"^/healthz/?$", r"^/readyz/?$")
 
 SETTINGS: tuple[Setting, ...] = (
-    # -- resource and providers (provider_level: fixed once the providers exist)
+    # -- resource and providers
     Setting("SERVICE_NAME", _optional_str, None,
             "`service.name`; default: the Django project package, else `django`.",
-            env=("OTEL_SERVICE_NAME",), provider_level=True),
+            env=("OTEL_SERVICE_NAME",)),
     Setting("SERVICE_VERSION", _optional_str, None, "`service.version`.",
-            derive_env=_resource_attribute("service.version"), provider_level=True),
+            derive_env=_resource_attribute("service.version")),
     Setting("ENVIRONMENT", _optional_str, None, "`deployment.environment.name` (e.g. `production`).",
-            derive_env=_resource_attribute("deployment.environment.name"), provider_level=True),
+            derive_env=_resource_attribute("deployment.environment.name")),
     Setting("TRACES_EXPORTER", _choice("otlp", "console", "none"), "otlp",
             "Where spans go: `otlp` (OTLP/HTTP protobuf), `console` (one indented tree per "
             "request on stderr) or `none`.",
-            env=("OTEL_TRACES_EXPORTER",), provider_level=True),
+            env=("OTEL_TRACES_EXPORTER",)),
     Setting("OTLP_ENDPOINT", _str, "http://localhost:4318",
             "Base URL of the OTLP/HTTP receiver (a Collector); `/v1/traces`, `/v1/logs` are appended.",
-            env=("OTEL_EXPORTER_OTLP_ENDPOINT",), provider_level=True),
+            env=("OTEL_EXPORTER_OTLP_ENDPOINT",)),
     Setting("TRACES_SAMPLER", _choice("parentbased_traceidratio", "parentbased_always_on",
                                       "parentbased_always_off", "traceidratio",
                                       "always_on", "always_off"),
             "parentbased_traceidratio",
             "Sampler, as the standard variable names it. The default follows the caller's "
             "decision and samples new traces at TRACES_SAMPLER_ARG.",
-            env=("OTEL_TRACES_SAMPLER",), provider_level=True),
+            env=("OTEL_TRACES_SAMPLER",)),
     Setting("TRACES_SAMPLER_ARG", _float_range(0.0, 1.0), 1.0,
             "Ratio of new traces sampled, 0 to 1.",
-            env=("OTEL_TRACES_SAMPLER_ARG",), provider_level=True),
+            env=("OTEL_TRACES_SAMPLER_ARG",)),
     Setting("SPAN_QUEUE_SIZE", _int_range(1), 2048,
             "Spans kept in memory while the exporter is slow or down; beyond it new spans "
             "are dropped, never the request.",
-            env=("OTEL_BSP_MAX_QUEUE_SIZE",), provider_level=True),
+            env=("OTEL_BSP_MAX_QUEUE_SIZE",)),
     Setting("LOGS_EXPORTER", _choice("none", "otlp"), "none",
             "`otlp` also sends log records over OTLP, correlated with traces; stdout keeps "
             "its lines either way.",
-            env=("OTEL_LOGS_EXPORTER",), provider_level=True),
+            env=("OTEL_LOGS_EXPORTER",)),
     Setting("PREFORK", _choice("auto", "true", "false"), "auto",
             "Create providers in each forked worker rather than in the master: `auto` does "
-            "so under gunicorn.", provider_level=True),
+            "so under gunicorn."),
     # -- traces
     Setting("EXCLUDED_URLS", _regex_tuple, _PATHS_NOT_TRACED,
             "Regular expressions searched in the request path; matching requests get no "
@@ -263,6 +262,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_USER_ID", _bool, False, "Add the authenticated user's id to access-log lines."),
     Setting("REDACT_KEYS", _str_tuple, (),
             "Extra key fragments whose values are redacted in logs and span attributes."),
+    Setting("LOG_PROCESSORS", _str_tuple, (),
+            "Dotted paths of extra structlog processors, run on every line (structlog and "
+            "stdlib) before redaction and rendering; a class is instantiated without arguments."),
     # -- errors
     Setting("SENTRY_DSN", _optional_str, None,
             "Sentry DSN; when set and sentry-sdk is installed, errors go to Sentry linked to traces.",
@@ -314,6 +316,7 @@ class Config:
     slow_request_ms: float
     log_user_id: bool
     redact_keys: tuple[str, ...]
+    log_processors: tuple[str, ...]
     sentry_dsn: str | None
     health_check_timeout_s: float
     health_check_migrations: bool

@@ -1,22 +1,19 @@
 """Entry points for ``opentelemetry-instrument``: the ``otel_django`` distro and configurator.
 
-The distro only sets defaults the user has not set (``os.environ.setdefault``); the
-configurator builds the providers from the environment, since Django settings are not
-configured yet when the wrapper runs. Django-side setup is hooked to run just before Django
-builds its middleware chain, so it happens even when ``"otel_django"`` is not in
-``INSTALLED_APPS``.
+The distro only sets defaults the user has not set (``os.environ.setdefault``). Django
+settings are not configured yet when the wrapper runs, so the configurator hooks setup to run
+right after ``django.setup()``: then environment and ``OTEL_DJANGO`` settings both count, as
+with ``INSTALLED_APPS``, and this works even when ``"otel_django"`` is not installed as an app.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
-from .config import ConfigError, load_config
 
 logger = logging.getLogger("otel_django")
 
@@ -38,32 +35,33 @@ class OtelDjangoDistro(BaseDistro):  # type: ignore[misc]
 
 
 class OtelDjangoConfigurator(_BaseConfigurator):  # type: ignore[misc]
+    """Defers setup until Django's app registry is ready, when settings can be read.
+
+    The instrumentors the wrapper installs meanwhile use the API's proxy tracers and meters,
+    which resolve to otel_django's providers once they exist.
+    """
+
     def _configure(self, **kwargs: Any) -> None:
         from . import startup
 
         startup.under_wrapper = True
-        try:
-            config = load_config(os.environ)
-        except ConfigError as exc:
-            logger.error("otel_django is not set up: %s", exc)
-            raise
-        startup.setup_providers(config)
         hook_django_setup()
 
 
 def hook_django_setup() -> None:
-    """Runs Django-side setup right before Django first loads its middleware."""
-    from django.core.handlers import base
+    """Runs otel_django's setup as soon as ``django.setup()`` has populated the app registry."""
+    from django.apps import registry
 
-    original = base.BaseHandler.load_middleware
+    original = registry.Apps.populate
     if getattr(original, "_otel_django_hook", False):
         return
 
-    def load_middleware(self: base.BaseHandler, is_async: bool = False) -> None:
-        from . import startup
+    def populate(self: registry.Apps, installed_apps: Any = None) -> None:
+        original(self, installed_apps)
+        if self is registry.apps and self.ready:
+            from . import startup
 
-        startup.setup_django()
-        original(self, is_async)
+            startup.setup_django()
 
-    load_middleware._otel_django_hook = True  # type: ignore[attr-defined]
-    base.BaseHandler.load_middleware = load_middleware  # type: ignore[method-assign]
+    populate._otel_django_hook = True  # type: ignore[attr-defined]
+    registry.Apps.populate = populate  # type: ignore[method-assign]

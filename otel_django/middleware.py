@@ -186,9 +186,9 @@ class OtelDjangoMiddleware:
                 span.set_attribute("error.type", error_type)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-        span.end()
         context_token, log_tokens, scope_token = state.tokens
-        insight.end_request(scope_token)
+        insight.end_request(scope_token)  # adds its N+1 events to the span: before span.end()
+        span.end()
         if self._metrics is not None:
             attributes: dict[str, str | int] = {
                 "http.request.method": method,

@@ -1,9 +1,173 @@
-"""Sentry, linked to OpenTelemetry traces, when SENTRY_DSN is set and sentry-sdk is installed."""
+"""Sentry, linked to OpenTelemetry traces, when SENTRY_DSN is set and sentry-sdk is installed.
+
+* ``sentry_sdk.init`` with the Django integration, ``send_default_pii=False``, environment and
+  release from the resource (``deployment.environment.name``, ``service.version``), and no
+  Sentry tracing (``traces_sample_rate=None``): OpenTelemetry does the tracing.
+* Every event carries the current OTel trace and span ids in ``contexts.trace`` (Sentry's
+  "trace" view then opens the OTel trace id) and the ``request_id`` tag; the query string and
+  form data Sentry attaches are redacted like log lines.
+* Propagation stays W3C: Sentry's ``OTLPIntegration`` is used for its trace linking only
+  (``setup_propagator=False``: it would replace the global propagator with one that writes
+  ``sentry-trace`` and drops ``traceparent``). A propagator that adds ``sentry-trace`` is
+  chained after the existing ones, so services that only speak Sentry continue the trace too.
+"""
 
 from __future__ import annotations
 
-from .config import Config
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
+
+from .config import SETTINGS, Config, ConfigError
+from .redaction import REDACTED, Redactor
+
+logger = logging.getLogger("otel_django")
+
+SENTRY_TRACE_HEADER = "sentry-trace"
+_processor_installed = False
+_redactor = Redactor()
 
 
-def setup_sentry(config: Config) -> None:
-    """Initialises sentry-sdk once, if configured."""
+def setup_sentry(config: Config, **options: Any) -> bool:
+    """Initialises sentry-sdk if configured; returns whether it did. ``options`` are passed to
+    ``sentry_sdk.init`` over the defaults (a ``transport`` in tests, say)."""
+    global _redactor
+    if not config.sentry_dsn:
+        return False
+    try:
+        import sentry_sdk
+        from sentry_sdk.integrations.django import DjangoIntegration
+        from sentry_sdk.utils import BadDsn, Dsn
+    except ImportError:
+        logger.warning("SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent "
+                       "to Sentry. Install otel_django[sentry].")
+        return False
+    try:
+        Dsn(config.sentry_dsn)
+    except BadDsn as exc:
+        setting = next(s for s in SETTINGS if s.name == "SENTRY_DSN")
+        raise ConfigError(setting, "<hidden>", f"not a Sentry DSN: {exc}") from None
+    _redactor = Redactor(config.redact_keys)
+    integrations: list[Any] = [DjangoIntegration()]
+    linking = _otlp_linking_integration()
+    if linking is not None:
+        integrations.append(linking)
+    init_options: dict[str, Any] = {
+        "dsn": config.sentry_dsn,
+        "integrations": integrations,
+        "send_default_pii": False,
+        "environment": config.environment,
+        "release": config.service_version,
+        "traces_sample_rate": None,
+    }
+    init_options.update(options)
+    sentry_sdk.init(**init_options)
+    _install_event_processor()
+    install_sentry_trace_propagator()
+    return True
+
+
+def _otlp_linking_integration() -> Any:
+    try:
+        from sentry_sdk.integrations import DidNotEnable
+        from sentry_sdk.integrations.otlp import OTLPIntegration
+    except ImportError:  # sentry-sdk before OTLPIntegration: the event processor links
+        return None
+    try:
+        return OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False)
+    except DidNotEnable:
+        return None
+
+
+def _install_event_processor() -> None:
+    global _processor_installed
+    if _processor_installed:
+        return
+    from sentry_sdk.scope import add_global_event_processor
+
+    add_global_event_processor(link_event)
+    _processor_installed = True
+
+
+def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Adds the OTel trace and span ids and the request id; redacts what the event carries."""
+    try:
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            contexts = event.setdefault("contexts", {})
+            trace_context = contexts.setdefault("trace", {})
+            trace_context["trace_id"] = format(span_context.trace_id, "032x")
+            trace_context["span_id"] = format(span_context.span_id, "016x")
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id is not None:
+            event.setdefault("tags", {})["request_id"] = request_id
+        request = event.get("request")
+        if isinstance(request, dict):
+            _redact_request(request)
+    except Exception:  # an event without links beats no event
+        pass
+    return event
+
+
+def _redact_request(request: dict[str, Any]) -> None:
+    query = request.get("query_string")
+    if isinstance(query, str) and query:
+        request["query_string"] = _redactor.query_string(query)
+    data = request.get("data")
+    if isinstance(data, Mapping):
+        request["data"] = _redactor.mapping(data)
+    headers = request.get("headers")
+    if isinstance(headers, Mapping):
+        request["headers"] = {k: REDACTED if _redactor.is_sensitive(k) else v
+                              for k, v in _redactor.headers(headers).items()}
+
+
+class SentryTracePropagator(TextMapPropagator):
+    """Writes ``sentry-trace`` for the current OTel span; reads nothing (W3C does)."""
+
+    def extract(self, carrier: CarrierT, context: Context | None = None,
+                getter: Getter[CarrierT] = default_getter) -> Context:
+        from opentelemetry.context import get_current
+
+        return context if context is not None else get_current()
+
+    def inject(self, carrier: CarrierT, context: Context | None = None,
+               setter: Setter[CarrierT] = default_setter) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return
+        sampled = "1" if span_context.trace_flags.sampled else "0"
+        setter.set(carrier, SENTRY_TRACE_HEADER,
+                   f"{span_context.trace_id:032x}-{span_context.span_id:016x}-{sampled}")
+
+    @property
+    def fields(self) -> set[str]:
+        return {SENTRY_TRACE_HEADER}
+
+
+def _propagators(propagator: TextMapPropagator) -> Iterable[TextMapPropagator]:
+    if isinstance(propagator, CompositePropagator):
+        return list(propagator._propagators)
+    return [propagator]
+
+
+def install_sentry_trace_propagator() -> None:
+    """Chains :class:`SentryTracePropagator` after the global propagator(s), once."""
+    current = propagate.get_global_textmap()
+    existing = _propagators(current)
+    if any(isinstance(p, SentryTracePropagator) for p in existing):
+        return
+    propagate.set_global_textmap(CompositePropagator([*existing, SentryTracePropagator()]))

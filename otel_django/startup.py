@@ -2,11 +2,9 @@
 
 Two ways in reach the same state:
 
-* ``opentelemetry-instrument``: the configurator calls :func:`setup_providers` with the
-  environment-only configuration before Django is configured; Django-side setup runs later,
-  from ``AppConfig.ready()`` or just before Django builds its middleware chain.
-* ``"otel_django"`` in ``INSTALLED_APPS``: ``ready()`` calls :func:`setup_django`, which also
-  sets up the providers if nothing has.
+* ``"otel_django"`` in ``INSTALLED_APPS``: ``ready()`` calls :func:`setup_django`.
+* ``opentelemetry-instrument``: the distro's configurator hooks :func:`setup_django` to run
+  right after ``django.setup()`` has populated the app registry (see ``distro.py``).
 
 In the master of a pre-fork server (gunicorn) providers are not created: each worker creates
 its own right after the fork, so every worker has its own exporter threads and its own
@@ -18,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -25,7 +24,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
-from .config import Config, load_config
+from django.core.exceptions import ImproperlyConfigured
+
+from .config import Config, ConfigError, load_config
 from .resource import build_resource
 from .runtime import django_settings_dict, set_config
 
@@ -115,6 +116,28 @@ def _create_providers(config: Config) -> None:
         from .logging.otlp import setup_log_export
 
         setup_log_export(config, resource)
+    _flush_on_sigterm()
+
+
+def _flush_on_sigterm() -> None:
+    """Flushes pending telemetry on SIGTERM where nobody else handles the signal.
+
+    A server that handles SIGTERM itself (gunicorn, uvicorn) keeps its handler; with the
+    default action the process would die without running ``atexit`` and lose queued spans.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        try:
+            shutdown()
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def shutdown() -> None:
@@ -166,7 +189,10 @@ def setup_django() -> Config:
 
             return get_config()
         apply_environment_defaults()
-        config = load_config(os.environ, django_settings_dict())
+        try:
+            config = load_config(os.environ, django_settings_dict())
+        except ConfigError as exc:
+            raise ImproperlyConfigured(f"otel_django: {exc}") from exc
         set_config(config)
         from .logging.setup import configure_logging
 

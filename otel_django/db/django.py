@@ -1,23 +1,31 @@
 """ORM query spans for every database alias, through Django's ``execute_wrappers``.
 
 A wrapper is added to each connection when it is created (``connection_created``), so every
-query any code runs through the ORM or ``connection.cursor()`` passes through it.
+query any code runs through the ORM or ``connection.cursor()`` passes through it. Per query it
+costs a cached description of the SQL (``db/sql.py``), one span, one histogram point and one
+dict increment for N+1 counting; slow queries get more (``db/insight.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from .. import __version__
 from ..config import Config
-from .sql import describe
+from ..redaction import REDACTED, Redactor
+from . import insight as insight_module
+from .explain import explain_postgresql, explain_sqlite
+from .insight import Insight
+from .sql import QueryDescription, describe
 
 DB_SYSTEMS = {
     "postgresql": "postgresql",
@@ -27,25 +35,70 @@ DB_SYSTEMS = {
     "microsoft": "microsoft.sql_server",
 }
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+PARAMETER_MAX_LENGTH = 256
+PARAMETERS_MAX = 32
+_CACHE_MAX = 4096
+
+Attributes = dict[str, AttributeValue]
+
+
+def qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def parameter_attributes(params: Any, redactor: Redactor) -> Attributes:
+    """``db.query.parameter.<key>`` attributes (opt-in): index or name, values as strings."""
+    attributes: Attributes = {}
+    if isinstance(params, Mapping):
+        items: Any = params.items()
+    elif isinstance(params, (list, tuple)):
+        items = enumerate(params)
+    else:
+        return attributes
+    for n, (key, value) in enumerate(items):
+        if n >= PARAMETERS_MAX:
+            break
+        name = str(key)
+        if isinstance(key, str) and redactor.is_sensitive(key):
+            attributes[f"db.query.parameter.{name}"] = REDACTED
+        else:
+            attributes[f"db.query.parameter.{name}"] = str(value)[:PARAMETER_MAX_LENGTH]
+    return attributes
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for candidate in (exc, exc.__cause__):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 class QueryObserver:
     """The execute wrapper: one CLIENT span and one duration measurement per query."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, insight: Insight | None = None) -> None:
         self._tracer = trace.get_tracer("otel_django.db", __version__)
         self._duration = (
             metrics.get_meter("otel_django.db", __version__).create_histogram(
-                "db.client.operation.duration", unit="s",
+                "db.client.operation.duration",
+                unit="s",
                 description="Duration of database client operations.",
                 explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
             )
-            if config.metrics_enabled else None
+            if config.metrics_enabled
+            else None
         )
         self._max_length = config.query_text_max_length
-        self._connection_attributes: dict[str, dict[str, str | int]] = {}
+        self._record_parameters = config.record_query_parameters
+        self._redactor = Redactor(config.redact_keys)
+        self.insight = insight
+        self._connection_attributes: dict[str, Attributes] = {}
+        # (alias, description) -> (span attributes, metric attributes), built once per shape.
+        self._attributes: dict[tuple[str, QueryDescription], tuple[Attributes, Attributes]] = {}
 
-    def connection_attributes(self, connection: BaseDatabaseWrapper) -> dict[str, str | int]:
+    def connection_attributes(self, connection: BaseDatabaseWrapper) -> Attributes:
         cached = self._connection_attributes.get(connection.alias)
         if cached is None:
             settings = connection.settings_dict
@@ -55,50 +108,106 @@ class QueryObserver:
             if settings.get("HOST"):
                 cached["server.address"] = str(settings["HOST"])
                 if settings.get("PORT"):
-                    try:
+                    with contextlib.suppress(ValueError):
                         cached["server.port"] = int(settings["PORT"])
-                    except ValueError:
-                        pass
             self._connection_attributes[connection.alias] = cached
         return cached
 
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
-                 context: dict[str, Any]) -> Any:
-        connection: BaseDatabaseWrapper = context["connection"]
-        description = describe(sql, self._max_length)
-        base = self.connection_attributes(connection)
-        span = self._tracer.start_span(description.summary, kind=SpanKind.CLIENT, attributes=base)
-        recording = span.is_recording()
-        if recording:
-            span.set_attribute("db.query.text", description.text)
-            span.set_attribute("db.query.summary", description.summary)
+    def _attributes_for(
+        self, connection: BaseDatabaseWrapper, description: QueryDescription
+    ) -> tuple[Attributes, Attributes]:
+        key = (connection.alias, description)
+        cached = self._attributes.get(key)
+        if cached is None:
+            base = self.connection_attributes(connection)
+            span_attributes: Attributes = {**base, "db.query.summary": description.summary}
+            if description.text:
+                span_attributes["db.query.text"] = description.text
+            metric_attributes: Attributes = {"db.system.name": base["db.system.name"]}
             if description.operation:
-                span.set_attribute("db.operation.name", description.operation)
+                span_attributes["db.operation.name"] = description.operation
+                metric_attributes["db.operation.name"] = description.operation
             if description.collection:
-                span.set_attribute("db.collection.name", description.collection)
-        error_type: str | None = None
+                span_attributes["db.collection.name"] = description.collection
+                metric_attributes["db.collection.name"] = description.collection
+            if len(self._attributes) >= _CACHE_MAX:
+                self._attributes.clear()
+            cached = self._attributes[key] = (span_attributes, metric_attributes)
+        return cached
+
+    def __call__(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        connection: BaseDatabaseWrapper = context["connection"]
+        description = describe(sql, self._max_length, connection.vendor)
+        span_attributes, metric_attributes = self._attributes_for(connection, description)
+        if self._record_parameters and not many and params:
+            span_attributes = {**span_attributes, **parameter_attributes(params, self._redactor)}
+        span = self._tracer.start_span(
+            description.summary, kind=SpanKind.CLIENT, attributes=span_attributes
+        )
+        error: BaseException | None = None
         start = time.perf_counter()
         try:
             return execute(sql, params, many, context)
-        except Exception as exc:
-            error_type = type(exc).__qualname__
-            if recording:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR))
-                span.set_attribute("error.type", error_type)
+        except BaseException as exc:
+            error = exc
             raise
         finally:
             duration = time.perf_counter() - start
-            span.end()
+            end_time: int | None = None
+            system = str(metric_attributes["db.system.name"])
+            insight = self.insight
+            if error is not None:
+                metric_attributes = self._record_error(span, error, metric_attributes)
+            elif insight is not None:
+                insight.count(description, system)
+                if duration >= insight.slow_s:
+                    end_time = time.time_ns()
+                    explain = _explainer(connection, sql, params) if not many else None
+                    insight.slow_query(span, description, system, duration, explain)
+            span.end(end_time)
             if self._duration is not None:
-                attributes: dict[str, str | int] = {"db.system.name": base["db.system.name"]}
-                if description.operation:
-                    attributes["db.operation.name"] = description.operation
-                if description.collection:
-                    attributes["db.collection.name"] = description.collection
-                if error_type is not None:
-                    attributes["error.type"] = error_type
-                self._duration.record(duration, attributes)
+                self._duration.record(duration, metric_attributes)
+
+    @staticmethod
+    def _record_error(
+        span: trace.Span, error: BaseException, metric_attributes: Attributes
+    ) -> Attributes:
+        # The exception's message is left out on purpose: database errors quote values
+        # ("Key (email)=(...) already exists").
+        error_type = qualified_name(type(error))
+        if span.is_recording():
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute("error.type", error_type)
+            code = _sqlstate(error)
+            if code is not None:
+                span.set_attribute("db.response.status_code", code)
+        return {**metric_attributes, "error.type": error_type}
+
+
+def _explainer(
+    connection: BaseDatabaseWrapper, sql: str, params: Any
+) -> Callable[[float], str | None] | None:
+    if connection.vendor == "postgresql":
+        explain = explain_postgresql
+    elif connection.vendor == "sqlite":
+        explain = explain_sqlite
+    else:
+        return None
+
+    def run(timeout_ms: float) -> str | None:
+        # A transaction Django already knows to be broken is left alone.
+        if connection.needs_rollback or connection.connection is None:
+            return None
+        return explain(connection.connection, connection.create_cursor, sql, params, timeout_ms)
+
+    return run
 
 
 _observer: QueryObserver | None = None
@@ -110,13 +219,23 @@ def _add_wrapper(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) ->
 
 
 def instrument_django_db(config: Config) -> None:
-    """Adds the query observer to every connection, open now or opened later. Idempotent."""
+    """Adds the query observer to every connection, open now or opened later, and hooks
+    SQLAlchemy engines and Celery tasks when those are installed. Idempotent."""
     global _observer
     if _observer is not None:
         return
-    _observer = QueryObserver(config)
+    _observer = QueryObserver(config, insight_module.configure(config))
     connection_created.connect(_add_wrapper, dispatch_uid="otel_django.db")
     from django.db import connections
 
     for connection in connections.all(initialized_only=True):
         _add_wrapper(None, connection)
+    from . import celery, sqlalchemy
+
+    sqlalchemy.instrument(config)
+    celery.instrument()
+
+
+def observer() -> QueryObserver | None:
+    """The query observer in use, if Django-side setup has run."""
+    return _observer

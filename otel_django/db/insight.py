@@ -1,17 +1,113 @@
-"""Per-request query insight: the request scope that slow-query and N+1 detection use."""
+"""Query insight: slow queries and N+1 patterns, reported on spans and in logs.
+
+The query observers (``db/django.py``, ``db/sqlalchemy.py``) call :meth:`Insight.count` for
+every query and :meth:`Insight.slow_query` for the slow ones. Counting is one dict increment
+and one comparison; everything else (walking the stack, logging, EXPLAIN) happens only for a
+slow query or once per N+1 pattern.
+
+A scope (one HTTP request, one Celery task) collects query shapes. The N+1 patterns it found
+are reported when it ends, with their final counts: one ``n_plus_one`` event on the scope's
+span, one warning log line and one counter increment per pattern.
+"""
 
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass, field
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
+import structlog
+from opentelemetry import metrics
 from opentelemetry.trace import Span
 
+from .. import __version__
+from ..config import Config
+from .sql import QueryDescription
 
-@dataclass
+SLOW = "otel_django.db.slow"
+DURATION_MS = "otel_django.db.duration_ms"
+EXPLAIN = "otel_django.db.explain"
+COUNT = "otel_django.db.count"
+SLOW_QUERY_EVENT = "slow_query"
+N_PLUS_ONE_EVENT = "n_plus_one"
+
+SHAPES_PER_SCOPE = 2048  # distinct query shapes tracked per request; more are not counted
+EXPLAIN_SHAPES = 1024  # query shapes whose last EXPLAIN time is remembered
+
+# Top-level modules whose frames are never "the code that issued the query".
+# fmt: off
+LIBRARY_MODULES = frozenset({
+    "django", "sqlalchemy", "otel_django", "asgiref", "opentelemetry", "wrapt", "threading",
+    "contextlib", "concurrent", "functools", "psycopg", "psycopg2", "sqlite3", "sentry_sdk",
+    "celery", "kombu", "billiard", "debug_toolbar", "runpy", "importlib",
+})
+# fmt: on
+
+logger = logging.getLogger("otel_django.db")
+log = structlog.get_logger("otel_django.db")
+
+Explain = Callable[[float], str | None]
+"""Runs EXPLAIN for the query just observed, within the given milliseconds; never raises."""
+
+
+class Location:
+    __slots__ = ("file", "function", "line")
+
+    def __init__(self, file: str, line: int, function: str) -> None:
+        self.file = file
+        self.line = line
+        self.function = function
+
+    def attributes(self) -> dict[str, str | int]:
+        return {
+            "code.file.path": self.file,
+            "code.line.number": self.line,
+            "code.function.name": self.function,
+        }
+
+
+def caller_location(frame: FrameType | None = None) -> Location | None:
+    """The innermost frame outside Django, SQLAlchemy, otel_django and their plumbing."""
+    frame = frame if frame is not None else sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__")
+        if not isinstance(module, str):
+            module = ""
+        if module.partition(".")[0] not in LIBRARY_MODULES:
+            code = frame.f_code
+            if not code.co_filename.startswith("<"):
+                qualname = getattr(code, "co_qualname", code.co_name)  # co_qualname: 3.11+
+                function = f"{module}.{qualname}" if module else qualname
+                return Location(code.co_filename, frame.f_lineno, function)
+        frame = frame.f_back
+    return None
+
+
+class _Finding:
+    __slots__ = ("description", "location", "system")
+
+    def __init__(
+        self, description: QueryDescription, system: str, location: Location | None
+    ) -> None:
+        self.description = description
+        self.system = system
+        self.location = location
+
+
 class RequestScope:
-    span: Span
-    shapes: dict[str, int] = field(default_factory=dict)
+    """Query shapes seen in one request or task. Only its own thread of execution touches it."""
+
+    __slots__ = ("found", "shapes", "span")
+
+    def __init__(self, span: Span | None) -> None:
+        self.span = span
+        self.shapes: dict[str, int] = {}
+        self.found: dict[str, _Finding] = {}
 
 
 _scope: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
@@ -19,13 +115,212 @@ _scope: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
 )
 
 
-def begin_request(span: Span) -> contextvars.Token[RequestScope | None]:
+def begin_request(span: Span | None) -> contextvars.Token[RequestScope | None]:
+    """Opens a scope (an HTTP request, a task); N+1 patterns are counted within it."""
     return _scope.set(RequestScope(span))
 
 
 def end_request(token: contextvars.Token[RequestScope | None]) -> None:
+    """Closes the scope and reports its N+1 patterns. Call it before ending the scope's span."""
+    scope = _scope.get()
     _scope.reset(token)
+    if scope is not None and scope.found and _insight is not None:
+        _insight.report_n_plus_one(scope)
 
 
 def current_scope() -> RequestScope | None:
     return _scope.get()
+
+
+def metric_attributes(description: QueryDescription, system: str) -> dict[str, str]:
+    """The only attributes otel_django's query counters carry: all from code, none from input."""
+    attributes = {"db.system.name": system}
+    if description.operation:
+        attributes["db.operation.name"] = description.operation
+    if description.collection:
+        attributes["db.collection.name"] = description.collection
+    return attributes
+
+
+class _ExplainLimiter:
+    """At most one EXPLAIN per query shape per interval."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def allow(self, key: str, interval_s: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < interval_s:
+                return False
+            if len(self._last) >= EXPLAIN_SHAPES:
+                cutoff = now - interval_s
+                self._last = {k: t for k, t in self._last.items() if t >= cutoff}
+                if len(self._last) >= EXPLAIN_SHAPES:
+                    return False
+            self._last[key] = now
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._last.clear()
+
+
+class Insight:
+    """Thresholds and instruments of query insight; :func:`configure` builds the one in use."""
+
+    def __init__(self, config: Config) -> None:
+        self.slow_s = 0.0
+        self.n_plus_one_threshold = 0
+        self.explain_enabled = False
+        self.explain_interval_s = 0.0
+        self.explain_timeout_ms = 0.0
+        self.limiter = _ExplainLimiter()
+        self._slow_counter: metrics.Counter | None = None
+        self._n_plus_one_counter: metrics.Counter | None = None
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        """Takes thresholds from ``config`` (tests change them on the live instance)."""
+        self.slow_s = config.slow_query_ms / 1000.0
+        self.n_plus_one_threshold = config.n_plus_one_threshold
+        self.explain_enabled = config.explain_enabled
+        self.explain_interval_s = config.explain_interval_s
+        self.explain_timeout_ms = config.explain_timeout_ms
+        if config.metrics_enabled and self._slow_counter is None:
+            meter = metrics.get_meter("otel_django.db", __version__)
+            self._slow_counter = meter.create_counter(
+                "otel_django.db.slow_queries",
+                unit="{query}",
+                description="Queries that took at least SLOW_QUERY_MS.",
+            )
+            self._n_plus_one_counter = meter.create_counter(
+                "otel_django.db.n_plus_one",
+                unit="{pattern}",
+                description="N+1 patterns: one query shape repeated at least "
+                "N_PLUS_ONE_THRESHOLD times in one request or task.",
+            )
+
+    # -- every query
+
+    def count(self, description: QueryDescription, system: str) -> None:
+        """Counts the query's shape in the current scope; notes an N+1 pattern at the threshold."""
+        scope = _scope.get()
+        if scope is None:
+            return
+        shapes = scope.shapes
+        key = description.text
+        count = shapes.get(key, 0) + 1
+        if count == 1 and len(shapes) >= SHAPES_PER_SCOPE:
+            return
+        shapes[key] = count
+        if count == self.n_plus_one_threshold:
+            self._found_n_plus_one(scope, description, system)
+
+    # -- rare paths
+
+    def _found_n_plus_one(
+        self, scope: RequestScope, description: QueryDescription, system: str
+    ) -> None:
+        if not description.text:
+            return
+        try:
+            location = caller_location()
+        except Exception:
+            location = None
+        scope.found[description.text] = _Finding(description, system, location)
+
+    def report_n_plus_one(self, scope: RequestScope) -> None:
+        try:
+            span = scope.span
+            recording = span is not None and span.is_recording()
+            for key, finding in scope.found.items():
+                description = finding.description
+                count = scope.shapes.get(key, self.n_plus_one_threshold)
+                fields: dict[str, Any] = {
+                    "db.system.name": finding.system,
+                    "db.query.summary": description.summary,
+                    "db.query.text": description.text,
+                    COUNT: count,
+                }
+                if finding.location is not None:
+                    fields.update(finding.location.attributes())
+                if recording:
+                    span.add_event(N_PLUS_ONE_EVENT, fields)  # type: ignore[union-attr]
+                log.warning(
+                    N_PLUS_ONE_EVENT, **_log_fields(fields), threshold=self.n_plus_one_threshold
+                )
+                if self._n_plus_one_counter is not None:
+                    self._n_plus_one_counter.add(1, metric_attributes(description, finding.system))
+        except Exception:
+            logger.debug("could not report an N+1 pattern", exc_info=True)
+
+    def slow_query(
+        self,
+        span: Span | None,
+        description: QueryDescription,
+        system: str,
+        duration_s: float,
+        explain: Explain | None = None,
+    ) -> None:
+        """Marks the query's span (before it ends), tells the scope's span, logs and counts."""
+        try:
+            duration_ms = round(duration_s * 1000.0, 3)
+            location = caller_location()
+            where = location.attributes() if location is not None else {}
+            if span is not None and span.is_recording():
+                span.set_attributes({SLOW: True, DURATION_MS: duration_ms, **where})
+                if (
+                    explain is not None
+                    and self.explain_enabled
+                    and description.explainable
+                    and self.limiter.allow(description.text, self.explain_interval_s)
+                ):
+                    plan = explain(self.explain_timeout_ms)
+                    if plan:
+                        span.set_attribute(EXPLAIN, plan)
+            fields: dict[str, Any] = {
+                "db.system.name": system,
+                "db.query.summary": description.summary,
+                "db.query.text": description.text,
+                DURATION_MS: duration_ms,
+                **where,
+            }
+            scope = _scope.get()
+            if scope is not None and scope.span is not None and scope.span.is_recording():
+                scope.span.add_event(SLOW_QUERY_EVENT, fields)
+            log.warning(
+                SLOW_QUERY_EVENT, **_log_fields(fields), threshold_ms=round(self.slow_s * 1000.0, 3)
+            )
+            if self._slow_counter is not None:
+                self._slow_counter.add(1, metric_attributes(description, system))
+        except Exception:
+            logger.debug("could not report a slow query", exc_info=True)
+
+
+def _log_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    out = dict(fields)
+    if DURATION_MS in out:
+        out["duration_ms"] = out.pop(DURATION_MS)
+    if COUNT in out:
+        out["count"] = out.pop(COUNT)
+    return out
+
+
+_insight: Insight | None = None
+
+
+def configure(config: Config) -> Insight:
+    """The process's :class:`Insight`, created on first call and updated by later ones."""
+    global _insight
+    if _insight is None:
+        _insight = Insight(config)
+    else:
+        _insight.apply(config)
+    return _insight
+
+
+def get_insight() -> Insight | None:
+    return _insight

@@ -1,4 +1,11 @@
-"""One access-log line per request."""
+"""One access-log line per request, logged by the middleware while the request's span is current.
+
+Keys: ``http.request.method``, ``http.route`` (the template, ``None`` when nothing matched),
+``url.path``, ``url.query`` (sensitive values redacted; only when there is a query),
+``http.response.status_code``, ``duration_ms``, ``http.response.body.size`` (``None`` when
+streamed), ``client.address`` and, with ``LOG_USER_ID``, ``user.id``. Level: ``warning`` from
+``SLOW_REQUEST_MS`` on (event ``slow request``), ``error`` for 5xx, else ``info``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from django.http import HttpRequest
 
 from ..config import Config
 from ..redaction import Redactor
+
+MAX_PATH_LENGTH = 2048
 
 
 def client_address(request: HttpRequest, trust_x_forwarded_for: bool) -> str | None:
@@ -23,6 +32,16 @@ def client_address(request: HttpRequest, trust_x_forwarded_for: bool) -> str | N
                 pass
     remote = request.META.get("REMOTE_ADDR")
     return remote or None
+
+
+def _user_id(request: HttpRequest) -> str | None:
+    try:
+        user = getattr(request, "user", None)  # may load the session and the user
+        if user is not None and user.is_authenticated:
+            return str(user.pk)
+    except Exception:
+        pass
+    return None
 
 
 class AccessLog:
@@ -42,23 +61,40 @@ class AccessLog:
         duration_ms: float,
         response_size: int | None,
     ) -> None:
-        query = request.META.get("QUERY_STRING", "")
+        """Writes the line; a failure here never reaches the response."""
+        try:
+            self._log(request, method, route, status, duration_ms, response_size)
+        except Exception:
+            pass
+
+    def _log(
+        self,
+        request: HttpRequest,
+        method: str,
+        route: str | None,
+        status: int,
+        duration_ms: float,
+        response_size: int | None,
+    ) -> None:
         path = request.path
-        if query:
-            path = f"{path}?{self._redactor.query_string(query)}"
+        if len(path) > MAX_PATH_LENGTH:
+            path = path[:MAX_PATH_LENGTH] + "..."
         fields: dict[str, object] = {
             "http.request.method": method,
             "http.route": route,
             "url.path": path,
-            "http.response.status_code": status,
-            "duration_ms": round(duration_ms, 3),
-            "http.response.body.size": response_size,
-            "client.address": client_address(request, self._trust_xff),
         }
+        query = request.META.get("QUERY_STRING")
+        if query:
+            fields["url.query"] = self._redactor.query_string(query)[:MAX_PATH_LENGTH]
+        fields["http.response.status_code"] = status
+        fields["duration_ms"] = round(duration_ms, 3)
+        fields["http.response.body.size"] = response_size
+        fields["client.address"] = client_address(request, self._trust_xff)
         if self._log_user_id:
-            user = getattr(request, "user", None)
-            if user is not None and getattr(user, "is_authenticated", False):
-                fields["user.id"] = str(user.pk)
+            user_id = _user_id(request)
+            if user_id is not None:
+                fields["user.id"] = user_id
         if duration_ms >= self._slow_ms:
             self._logger.warning("slow request", **fields)
         elif status >= 500:

@@ -1,11 +1,218 @@
-"""Optional OTLP log export, correlated with traces."""
+"""Optional OTLP log export, correlated with traces.
+
+With ``LOGS_EXPORTER=otlp`` the pipeline gets one more processor, :func:`export_processor`,
+after redaction and before rendering: each line is also sent as an OTel log record (body: the
+event; attributes: the other keys; trace and span ids from the current span). stdout keeps its
+line, printed once; no stdlib handler of the SDK is added, so nothing is exported twice.
+
+The provider is created with the other providers (in each worker under gunicorn), after the
+pipeline exists: until then the processor passes lines through untouched.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
+from opentelemetry._logs import Logger as APILogger
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
+from structlog.typing import EventDict, WrappedLogger
 
 from ..config import Config
+
+try:
+    from opentelemetry.sdk._logs.export import LogRecordExportResult as ExportResult
+except ImportError:  # pragma: no cover - SDKs before the rename
+    from opentelemetry.sdk._logs.export import (  # type: ignore[attr-defined,no-redef]
+        LogExportResult as ExportResult,
+    )
+
+logger = logging.getLogger("otel_django.export")
+
+RETRY_AFTER_S = 5.0
+REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
+_SEVERITY = {
+    "debug": SeverityNumber.DEBUG, "info": SeverityNumber.INFO, "warning": SeverityNumber.WARN,
+    "error": SeverityNumber.ERROR, "critical": SeverityNumber.FATAL,
+}
+# Carried by the record itself (body, severity, ids) or by the resource (service.name).
+_NOT_ATTRIBUTES = frozenset(
+    {"timestamp", "level", "logger", "event", "trace_id", "span_id", "service.name",
+     "exception", "exc_info"}
+)
+# The exporters' own complaints must not be exported: a failing export would feed itself.
+_NOT_EXPORTED_LOGGERS = ("opentelemetry", "otel_django.export")
+
+_provider: LoggerProvider | None = None
+_loggers: dict[str, APILogger] = {}
+
+
+class GuardedOTLPLogExporter:
+    """OTLP/HTTP log export that, while the endpoint is down, drops batches quietly and
+    retries at most every few seconds (one warning, not one per batch)."""
+
+    def __init__(self, endpoint: str, timeout_s: float = 5.0) -> None:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        self.endpoint = endpoint.rstrip("/") + "/v1/logs"
+        self._exporter = OTLPLogExporter(endpoint=self.endpoint, timeout=timeout_s)
+        self._lock = threading.Lock()
+        self._failing = False
+        self._next_attempt = 0.0
+        self.dropped_records = 0
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        if self._failing and time.monotonic() < self._next_attempt:
+            self.dropped_records += len(batch)
+            return ExportResult.FAILURE
+        sdk_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter")
+        previous_level = sdk_logger.level
+        sdk_logger.setLevel(logging.CRITICAL)
+        try:
+            result = self._exporter.export(batch)
+        except Exception:
+            result = ExportResult.FAILURE
+        finally:
+            sdk_logger.setLevel(previous_level)
+        ok = getattr(result, "name", "") == "SUCCESS"
+        with self._lock:
+            if ok and self._failing:
+                logger.warning("log export to %s works again", self.endpoint)
+            elif not ok:
+                self.dropped_records += len(batch)
+                if not self._failing:
+                    logger.warning(
+                        "log export to %s failed; log records are dropped until it answers "
+                        "(retrying every %.0f s). stdout lines are not affected.",
+                        self.endpoint, RETRY_AFTER_S,
+                    )
+                self._next_attempt = time.monotonic() + RETRY_AFTER_S
+            self._failing = not ok
+        return result
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self._exporter.force_flush(timeout_millis))
 
 
 def setup_log_export(config: Config, resource: Resource) -> None:
     """Creates the LoggerProvider that sends log records over OTLP."""
+    global _provider
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(
+            GuardedOTLPLogExporter(config.otlp_endpoint),  # type: ignore[arg-type]
+            max_queue_size=config.span_queue_size,
+            max_export_batch_size=min(512, config.span_queue_size),
+        )
+    )
+    set_logger_provider(provider)
+    _loggers.clear()
+    _provider = provider
+
+
+def get_provider() -> LoggerProvider | None:
+    return _provider
+
+
+def export_processor(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Sends the line as an OTel log record, if log export is set up; never raises."""
+    provider = _provider
+    if provider is None:
+        return event_dict
+    name = event_dict.get("logger") or "otel_django"
+    if not isinstance(name, str) or name.startswith(_NOT_EXPORTED_LOGGERS):
+        return event_dict
+    try:
+        _emit(provider, name, event_dict)
+    except Exception:  # telemetry never breaks the line, let alone the app
+        pass
+    return event_dict
+
+
+def _emit(provider: LoggerProvider, name: str, event_dict: EventDict) -> None:
+    otel_logger = _loggers.get(name)
+    if otel_logger is None:
+        otel_logger = provider.get_logger(name)
+        if len(_loggers) < 1000:
+            _loggers[name] = otel_logger
+    level = event_dict.get("level", "info")
+    attributes: dict[str, Any] = {}
+    for key, value in event_dict.items():
+        if key in _NOT_ATTRIBUTES:
+            continue
+        attributes[REQUEST_ID_ATTRIBUTE if key == "request_id" else key] = _attribute_value(value)
+    exception = event_dict.get("exception")
+    if exception is not None:
+        attributes.update(exception_attributes(exception))
+    elif event_dict.get("exc_info"):
+        attributes.update(_exc_info_attributes(event_dict["exc_info"]))
+    event = event_dict.get("event")
+    otel_logger.emit(
+        LogRecord(
+            timestamp=time.time_ns(),
+            severity_text=str(level).upper(),
+            severity_number=_SEVERITY.get(level, SeverityNumber.UNSPECIFIED),
+            body=event if isinstance(event, str) else str(event),
+            attributes=attributes,
+        )
+    )
+
+
+def _attribute_value(value: object) -> Any:
+    if isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, (list, tuple)) and value and all(type(v) is type(value[0]) for v in value) \
+            and isinstance(value[0], (str, bool, int, float)):
+        return tuple(value)
+    if value is None:
+        return "None"
+    from .output import render_json
+
+    return render_json(None, "", value)[:-1] if isinstance(value, dict) else str(value)
+
+
+def exception_attributes(exception: object) -> dict[str, str]:
+    """``exception.type``/``message``/``stacktrace`` from the ``exception`` field."""
+    if isinstance(exception, str):
+        return {"exception.stacktrace": exception}
+    if not isinstance(exception, list) or not exception or not isinstance(exception[0], dict):
+        return {}
+    lines: list[str] = []
+    for stack in reversed(exception):
+        lines.append("Traceback (most recent call last):")
+        for frame in stack.get("frames", ()):
+            lines.append(f'  File "{frame.get("filename")}", line {frame.get("lineno")}, '
+                         f'in {frame.get("name")}')
+        lines.append(f"{stack.get('exc_type')}: {stack.get('exc_value')}")
+    first = exception[0]
+    return {
+        "exception.type": str(first.get("exc_type")),
+        "exception.message": str(first.get("exc_value")),
+        "exception.stacktrace": "\n".join(lines),
+    }
+
+
+def _exc_info_attributes(value: object) -> dict[str, str]:
+    import traceback
+
+    from .processors import exc_info_tuple
+
+    info = exc_info_tuple(value)
+    if info is None:
+        return {}
+    return {
+        "exception.type": info[0].__qualname__,
+        "exception.message": str(info[1]),
+        "exception.stacktrace": "".join(traceback.format_exception(*info)),
+    }

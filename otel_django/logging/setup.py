@@ -1,9 +1,145 @@
-"""Configures structlog and stdlib logging as one JSON pipeline."""
+"""Configures structlog and stdlib logging as one pipeline: one JSON object per line on stdout.
+
+Processors, in order, for structlog loggers and stdlib records alike:
+
+1. ``merge_contextvars``: the bound context (``request_id`` during a request);
+2. ``structured_exception`` (JSON format): ``exc_info`` → one ``exception`` field;
+3. ``core_fields``: ``timestamp level logger event request_id trace_id span_id service.name``;
+4. the ``LOG_PROCESSORS`` setting's processors;
+5. ``redact_sensitive``: values of keys that look sensitive;
+6. the OTLP export, when ``LOGS_EXPORTER=otlp``;
+7. the renderer: JSON (orjson when installed), or structlog's console renderer.
+
+Stdlib: one :class:`~otel_django.logging.output.PipelineHandler` on the root logger. Handlers
+that print to stdout or stderr are removed from every existing logger (Django's ``console``
+and ``django.server`` handlers, say) and those loggers propagate to the root; other handlers
+(files, ``mail_admins``) stay.
+"""
 
 from __future__ import annotations
 
-from ..config import Config
+import logging
+import sys
+import threading
+
+import structlog
+from structlog.typing import Processor
+
+from ..config import SETTINGS, Config, ConfigError
+from ..redaction import Redactor
+from ..resource import default_service_name
+from .output import LineLoggerFactory, LineWriter, PipelineHandler, render_json, with_newline
+from .processors import (
+    core_fields,
+    escape_control_characters,
+    import_processor,
+    redact_sensitive,
+    structured_exception,
+)
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR, "critical": logging.CRITICAL}
+_lock = threading.Lock()
+_handler: PipelineHandler | None = None
 
 
-def configure_logging(config: Config) -> None:
-    """Sets up the pipeline once, unless LOGGING_ENABLED is off."""
+def build_processors(config: Config, redactor: Redactor | None = None) -> list[Processor]:
+    """The processor chain for ``config``, renderer last."""
+    redactor = redactor or Redactor(config.redact_keys)
+    console = config.log_format == "console"
+    processors: list[Processor] = [structlog.contextvars.merge_contextvars]
+    if not console:
+        processors.append(structured_exception)
+    processors.append(core_fields(config.service_name or default_service_name()))
+    processors.extend(_user_processors(config))
+    processors.append(redact_sensitive(redactor))
+    if config.logs_exporter == "otlp":
+        from .otlp import export_processor
+
+        processors.append(export_processor)
+    if console:
+        processors.append(escape_control_characters)
+        processors.append(with_newline(_console_renderer()))
+    else:
+        processors.append(render_json)
+    return processors
+
+
+def _user_processors(config: Config) -> list[Processor]:
+    processors = []
+    for path in config.log_processors:
+        try:
+            processors.append(import_processor(path))
+        except Exception as exc:
+            setting = next(s for s in SETTINGS if s.name == "LOG_PROCESSORS")
+            raise ConfigError(setting, path, f"cannot load the processor: {exc}") from None
+    return processors
+
+
+def _console_renderer() -> Processor:
+    import os
+
+    colors = sys.stdout is not None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=structlog.dev.plain_traceback
+    )
+
+
+def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
+    """Sets up the pipeline, unless ``LOGGING_ENABLED`` is off; calling it again replaces it."""
+    global _handler
+    if not config.logging_enabled:
+        return
+    redactor = Redactor(config.redact_keys)
+    processors = build_processors(config, redactor)
+    writer = writer or LineWriter()
+    level = _LEVELS[config.log_level]
+    with _lock:
+        structlog.configure(
+            processors=processors,
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+            logger_factory=LineLoggerFactory(writer),
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
+        handler = PipelineHandler(processors, writer, redactor)
+        root = logging.getLogger()
+        if _handler is not None:
+            root.removeHandler(_handler)
+        _remove_console_handlers(config.logs_exporter == "otlp")
+        root.addHandler(handler)
+        root.setLevel(level)
+        _handler = handler
+
+
+def _prints_to_console(handler: logging.Handler) -> bool:
+    if isinstance(handler, PipelineHandler):
+        return True
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = getattr(handler, "stream", None)
+    return stream is not None and stream in {sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__}
+
+
+def _remove_console_handlers(exporting: bool) -> None:
+    """Handlers that print lines of their own would break one-JSON-object-per-line."""
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers.extend(
+        lg for lg in list(logging.Logger.manager.loggerDict.values())
+        if isinstance(lg, logging.Logger)
+    )
+    for lg in loggers:
+        removed = False
+        for handler in list(lg.handlers):
+            if _prints_to_console(handler) or (exporting and _is_otel_logging_handler(handler)):
+                lg.removeHandler(handler)
+                removed = True
+        if removed and not lg.handlers:
+            lg.propagate = True
+
+
+def _is_otel_logging_handler(handler: logging.Handler) -> bool:
+    """The SDK's handler would export each record a second time."""
+    return type(handler).__name__ == "LoggingHandler" and type(handler).__module__.startswith(
+        "opentelemetry.sdk._logs"
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 
 
@@ -11,15 +14,25 @@ class ScrapeReader(MetricReader):
     def __init__(self) -> None:
         super().__init__()
         self._latest: MetricsData | None = None
+        self._lock = threading.Lock()
+        self._on_shutdown: list[Callable[[], None]] = []
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                          **kwargs: object) -> None:
         self._latest = metrics_data
 
     def scrape(self) -> MetricsData | None:
-        self._latest = None
-        self.collect()
-        return self._latest
+        with self._lock:
+            self._latest = None
+            self.collect()
+            latest, self._latest = self._latest, None
+            return latest
+
+    def on_shutdown(self, callback: Callable[[], None]) -> None:
+        """Runs ``callback`` when the MeterProvider shuts down (worker exit, atexit)."""
+        self._on_shutdown.append(callback)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        pass
+        callbacks, self._on_shutdown = self._on_shutdown, []
+        for callback in callbacks:
+            callback()

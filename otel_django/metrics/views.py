@@ -1,9 +1,114 @@
-"""The Prometheus endpoint (being written)."""
+"""``GET /metrics``: every OTel metric of the server in the Prometheus text format.
+
+OpenMetrics when the ``Accept`` header asks for it (Prometheus does), gzip when
+``Accept-Encoding`` allows it. Basic auth is required, and the view serves nothing while no
+password is set (fail closed); ``manage.py check`` says so.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import gzip
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseForbidden,
+    HttpResponseNotAllowed,
+    HttpResponseNotFound,
+)
+from django.views.decorators.cache import never_cache
+
+from ..runtime import get_config
+from . import auth, provider
+from .exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
+
+logger = logging.getLogger("otel_django.metrics")
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 
-def metrics(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("not implemented yet", status=503)
+def _login_not_required(view: _View) -> _View:
+    """Exempts the view from ``LoginRequiredMiddleware`` (Django >= 5.1); no-op before."""
+    try:
+        from django.contrib.auth.decorators import login_not_required
+    except ImportError:
+        return view
+    return login_not_required(view)
+
+
+def _media_ranges(header: str) -> dict[str, float]:
+    """``Accept``/``Accept-Encoding`` -> {value: q}."""
+    ranges: dict[str, float] = {}
+    for part in header[:2048].split(","):
+        value, *params = part.split(";")
+        q = 1.0
+        for param in params:
+            name, _, raw = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(raw)
+                except ValueError:
+                    q = 0.0
+        value = value.strip().lower()
+        if value:
+            ranges[value] = max(q, ranges.get(value, 0.0))
+    return ranges
+
+
+def wants_openmetrics(accept: str) -> bool:
+    ranges = _media_ranges(accept)
+    openmetrics = ranges.get("application/openmetrics-text", 0.0)
+    return openmetrics > 0 and openmetrics >= ranges.get("text/plain", 0.0)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    return _media_ranges(accept_encoding).get("gzip", 0.0) > 0
+
+
+def _unauthorized() -> HttpResponse:
+    response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+    response["WWW-Authenticate"] = auth.WWW_AUTHENTICATE
+    return response
+
+
+@_login_not_required
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponseBase:
+    config = get_config()
+    if not config.metrics_enabled:
+        return HttpResponseNotFound("metrics are disabled\n", content_type="text/plain")
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    meta = request.META
+    if not auth.client_allowed(meta, config.metrics_allowed_networks,
+                               config.trust_x_forwarded_for):
+        return HttpResponseForbidden("forbidden\n", content_type="text/plain")
+    password = auth.expected_password(config)
+    if password is None or not auth.check_basic_auth(
+        meta.get("HTTP_AUTHORIZATION"), config.metrics_username.encode(), password
+    ):
+        return _unauthorized()
+    pipeline = provider.pipeline()
+    if pipeline is None:
+        return HttpResponse("otel_django does not collect metrics in this process\n",
+                            status=503, content_type="text/plain")
+    accept = meta.get("HTTP_ACCEPT", "")
+    openmetrics = isinstance(accept, str) and wants_openmetrics(accept)
+    try:
+        body = pipeline.exposition(openmetrics)
+    except Exception:
+        logger.exception("metrics scrape failed")
+        return HttpResponse("metrics scrape failed\n", status=503, content_type="text/plain")
+    response = HttpResponse(
+        body, content_type=OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+    )
+    encoding = meta.get("HTTP_ACCEPT_ENCODING", "")
+    if isinstance(encoding, str) and accepts_gzip(encoding):
+        response.content = gzip.compress(body, compresslevel=1, mtime=0)
+        response["Content-Encoding"] = "gzip"
+    response["Vary"] = "Accept, Accept-Encoding"
+    return response

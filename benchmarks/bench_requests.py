@@ -1,0 +1,277 @@
+"""Request overhead: bare Django, django-prometheus, upstream OTel and otel_django.
+
+Each configuration runs in its own worker process (``request_worker``), since each needs its
+own Django settings and global OTel providers. The workers serve GET requests through
+``WSGIHandler`` in process, with no network, to the same view (one ORM query on one SQLite
+file); this module asks them for batches in turn, A B C ... A B C, warm-up first, and
+compares the time per request each reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from . import harness
+from .request_worker import CONFIGURATIONS, REPO, URL_PATH, clean_environ, parse_env
+
+MAIN = ("bare", "prometheus", "upstream", "upstream_stable", "otel_django", "otel_django_10pct")
+BY_CONCERN = (
+    "bare",
+    "otel_django",
+    "otel_django_unsampled",
+    "otel_django_no_metrics",
+    "otel_django_no_access_log",
+    "otel_django_no_db",
+)
+STARTUP_TIMEOUT_S = 120.0
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """The parent's handle on one ``request_worker`` process."""
+
+    def __init__(self, spec: str, db_path: str, log: IO[bytes]) -> None:
+        self.key = spec
+        config_key, env = parse_spec(spec)
+        self.config = CONFIGURATIONS[config_key]
+        self._log = log
+        env_args = [f"--env={name}={value}" for name, value in env.items()]
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.request_worker",
+                "--config",
+                config_key,
+                "--db",
+                db_path,
+                *env_args,
+            ],
+            cwd=REPO,
+            env=clean_environ(os.environ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            bufsize=1,
+        )
+        self.info: dict[str, Any] = {}
+
+    def _read(self, expected: str) -> str:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        verb, _, rest = line.strip().partition(" ")
+        if verb != expected:
+            raise WorkerError(f"worker {self.key!r}: {line.strip() or 'exited'}{self._stderr()}")
+        return rest
+
+    def _stderr(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        tail = self._log.read()[-3000:].decode(errors="replace").strip()
+        return f"\n--- its stderr ---\n{tail}" if tail else ""
+
+    def wait_ready(self) -> dict[str, Any]:
+        self.info = json.loads(self._read("ready"))
+        return self.info
+
+    def _ask(self, command: str) -> str:
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(command + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerError(f"worker {self.key!r} exited{self._stderr()}") from None
+        return self._read("ok")
+
+    def run(self, n: int) -> float:
+        """Seconds the worker took to serve ``n`` requests."""
+        return int(self._ask(f"run {n}")) / 1e9
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self._ask("stats"))
+        return result
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.write("quit\n")
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``otel_django+OTEL_DJANGO_ACCESS_LOG=false`` -> configuration key and extra environment."""
+    key, *assignments = spec.split("+")
+    if key not in CONFIGURATIONS:
+        raise ValueError(f"unknown configuration {key!r}; known: {', '.join(CONFIGURATIONS)}")
+    return key, parse_env(assignments)
+
+
+def prepare_database(directory: str) -> str:
+    db_path = str(Path(directory) / "bench.sqlite3")
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.request_worker", "--prepare", "--db", db_path],
+        cwd=REPO,
+        env=clean_environ(os.environ),
+        check=True,
+        capture_output=True,
+    )
+    return db_path
+
+
+@contextmanager
+def workers(keys: Sequence[str]) -> Iterator[dict[str, Worker]]:
+    """Starts one worker per configuration (in parallel) on a fresh database."""
+    with ExitStack() as stack:
+        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="otel-django-bench-"))
+        db_path = prepare_database(directory)
+        started: dict[str, Worker] = {}
+        for key in keys:
+            log = stack.enter_context(tempfile.TemporaryFile(dir=directory))
+            worker = Worker(key, db_path, log)
+            stack.callback(worker.close)
+            started[key] = worker
+        for worker in started.values():
+            worker.wait_ready()
+        yield started
+
+
+def _describe(keys: Sequence[str]) -> str:
+    lines = [
+        f"GET {URL_PATH} through WSGIHandler, in process; the view runs one ORM query "
+        "on SQLite. Each configuration in its own process:"
+    ]
+    for spec in keys:
+        config = CONFIGURATIONS[parse_spec(spec)[0]]
+        if config.description:
+            lines.append(f"  {_label(spec)}: {config.description}")
+    return "\n".join(lines)
+
+
+def _label(spec: str) -> str:
+    key, env = parse_spec(spec)
+    extra = " ".join(f"{name}={value}" for name, value in env.items())
+    return f"{CONFIGURATIONS[key].label} {extra}".strip()
+
+
+def run(quick: bool) -> list[harness.Comparison]:
+    inner, rounds, warmup = (20, 3, 1) if quick else (200, 25, 3)
+    keys = list(dict.fromkeys((*MAIN, *BY_CONCERN)))
+    with workers(keys) as running:
+        main = harness.compare_batches(
+            "Request overhead",
+            {_label(k): running[k].run for k in MAIN},
+            unit="request",
+            inner=inner,
+            rounds=rounds,
+            warmup_rounds=warmup,
+            baseline=_label("bare"),
+            notes=_describe(MAIN),
+            targets=(
+                harness.Target(
+                    "otel_django (all on) costs at most django-prometheus",
+                    _label("otel_django"),
+                    _label("prometheus"),
+                    1.0,
+                ),
+                harness.Target(
+                    "otel_django (all on) costs at most 0.4x upstream",
+                    _label("otel_django"),
+                    _label("upstream"),
+                    0.4,
+                ),
+                harness.Target(
+                    "10 % sampling costs at most half of 100 %",
+                    _label("otel_django_10pct"),
+                    _label("otel_django"),
+                    0.5,
+                ),
+            ),
+        )
+        by_concern = harness.compare_batches(
+            "otel_django overhead by concern (configuration 4 with one thing off)",
+            {_label(k): running[k].run for k in BY_CONCERN},
+            unit="request",
+            inner=inner,
+            rounds=rounds,
+            warmup_rounds=warmup,
+            baseline=_label("bare"),
+            notes="A concern's cost is the overhead it saves when switched off.\n"
+            + _describe(BY_CONCERN),
+        )
+        main_spans = _spans_per_request(running, MAIN)
+        by_concern_spans = _spans_per_request(running, BY_CONCERN)
+    return [
+        dataclasses.replace(main, notes=main.notes + main_spans),
+        dataclasses.replace(by_concern, notes=by_concern.notes + by_concern_spans),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """An ad-hoc comparison, for experiments: the first candidate is the baseline."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_requests",
+        description="Compare request configurations, e.g. bare otel_django "
+        "otel_django+OTEL_METRICS_EXEMPLAR_FILTER=always_off. Known configurations: "
+        + ", ".join(CONFIGURATIONS),
+    )
+    parser.add_argument("specs", nargs="+", metavar="CONFIG[+NAME=VALUE...]")
+    parser.add_argument("--inner", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args(argv)
+    from .run import format_comparison
+
+    with workers(args.specs) as running:
+        comparison = harness.compare_batches(
+            "Request overhead (ad hoc)",
+            {_label(spec): running[spec].run for spec in args.specs},
+            unit="request",
+            inner=args.inner,
+            rounds=args.rounds,
+            warmup_rounds=3,
+            baseline=_label(args.specs[0]),
+            notes=_describe(args.specs),
+        )
+        comparison = dataclasses.replace(
+            comparison, notes=comparison.notes + _spans_per_request(running, args.specs)
+        )
+    print(format_comparison(comparison))
+    return 0
+
+
+def _spans_per_request(running: dict[str, Worker], keys: Sequence[str]) -> str:
+    """A check that each configuration did what it says: spans exported per request."""
+    parts = []
+    for key, worker in running.items():
+        if key not in keys:
+            continue
+        stats = worker.stats()
+        if stats["requests"] < 2:
+            raise WorkerError(f"worker {key!r} served no requests: {stats}")
+        if stats["spans_exported"] is not None:
+            parts.append(f"{_label(key)}: {stats['spans_exported'] / stats['requests']:.2f}")
+    return "\nSpans exported per request: " + "; ".join(parts) if parts else ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

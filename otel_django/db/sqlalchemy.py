@@ -1,0 +1,190 @@
+"""SQLAlchemy engines: safe query text, summaries and query insight on upstream's spans.
+
+The upstream ``SQLAlchemyInstrumentor`` listens on each engine it creates and makes one CLIENT
+span per cursor execution, with the raw statement as ``db.query.text`` (or ``db.statement``)
+and ``"SELECT dbname"`` as name. otel_django listens on the ``Engine`` class: class-level
+listeners run before the engine's own, so in ``after_cursor_execute`` and ``handle_error`` the
+upstream span is still open. There the raw text is replaced by the sanitized one, the span is
+renamed to ``db.query.summary``, the summary, operation and collection are set, and the query
+is counted for N+1 and checked for slowness like a Django one. This works for engines created
+before or after instrumentation, and without the upstream instrumentor (then insight only).
+
+When it has more work to do than setting attributes (a slow query, a failed one), the hook ends
+the span itself at the right time and takes it from the execution context, so upstream's
+listener, which would end it again or record the exception's message (which quotes parameters
+in SQLAlchemy), leaves it alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from ..config import Config
+from . import insight as insight_module
+from .explain import explain_postgresql, explain_sqlite
+from .insight import Insight
+from .sql import describe
+
+SYSTEMS = {
+    "postgresql": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "oracle": "oracle.db",
+    "mssql": "microsoft.sql_server",
+}
+# Attributes upstream may have filled with the raw statement, depending on
+# OTEL_SEMCONV_STABILITY_OPT_IN.
+_RAW_TEXT_ATTRIBUTES = ("db.statement", "db.query.text")
+_START = "_otel_django_start"
+_SPAN = "_otel_span"  # where upstream keeps its span on the execution context
+
+_installed: _Hooks | None = None
+
+
+class _Hooks:
+    def __init__(self, config: Config, insight: Insight) -> None:
+        self.max_length = config.query_text_max_length
+        self.insight = insight
+
+    def before_cursor_execute(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: Any,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if context is not None:
+            setattr(context, _START, time.perf_counter())
+
+    def after_cursor_execute(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: Any,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        try:
+            start = getattr(context, _START, None)
+            duration = time.perf_counter() - start if start is not None else 0.0
+            dialect = conn.dialect.name
+            system = SYSTEMS.get(dialect, dialect)
+            description = describe(statement, self.max_length, dialect)
+            span: Span | None = getattr(context, _SPAN, None)
+            if span is not None and span.is_recording():
+                _set_attributes(span, description, system)
+            insight = self.insight
+            insight.count(description, system)
+            if duration >= insight.slow_s:
+                end_time = time.time_ns()
+                explain = None
+                if not executemany:
+                    explain = _explainer(dialect, cursor, statement, parameters)
+                insight.slow_query(span, description, system, duration, explain)
+                if span is not None:
+                    span.end(end_time)
+                    setattr(context, _SPAN, None)
+        except Exception:
+            insight_module.logger.debug("SQLAlchemy query insight failed", exc_info=True)
+
+    def handle_error(self, exception_context: Any) -> None:
+        try:
+            context = exception_context.execution_context
+            span: Span | None = getattr(context, _SPAN, None)
+            if span is None:
+                return
+            statement = exception_context.statement
+            dialect = exception_context.engine.dialect.name if exception_context.engine else ""
+            if span.is_recording():
+                if statement is not None:
+                    _set_attributes(
+                        span,
+                        describe(statement, self.max_length, dialect),
+                        SYSTEMS.get(dialect, dialect),
+                    )
+                error = exception_context.original_exception
+                span.set_attribute("error.type", _qualified_name(type(error)))
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+            setattr(context, _SPAN, None)
+        except Exception:
+            insight_module.logger.debug("SQLAlchemy error hook failed", exc_info=True)
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _set_attributes(span: Span, description: Any, system: str) -> None:
+    span.update_name(description.summary)
+    attributes: dict[str, str] = {
+        "db.system.name": system,
+        "db.query.summary": description.summary,
+        "db.query.text": description.text,
+    }
+    existing = getattr(span, "attributes", None) or {}
+    if "db.statement" in existing:
+        attributes["db.statement"] = description.text
+    if description.operation:
+        attributes["db.operation.name"] = description.operation
+    if description.collection:
+        attributes["db.collection.name"] = description.collection
+    span.set_attributes(attributes)
+
+
+def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> Any:
+    raw_connection = getattr(cursor, "connection", None)
+    if raw_connection is None:
+        return None
+    if dialect == "postgresql":
+        explain = explain_postgresql
+    elif dialect == "sqlite":
+        explain = explain_sqlite
+    else:
+        return None
+
+    def run(timeout_ms: float) -> str | None:
+        return explain(raw_connection, raw_connection.cursor, statement, parameters, timeout_ms)
+
+    return run
+
+
+def instrument(config: Config) -> bool:
+    """Listens on every SQLAlchemy engine, if SQLAlchemy is installed. Idempotent."""
+    global _installed
+    if _installed is not None:
+        _installed.max_length = config.query_text_max_length
+        return True
+    if importlib.util.find_spec("sqlalchemy") is None:
+        return False
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    hooks = _Hooks(config, insight_module.configure(config))
+    event.listen(Engine, "before_cursor_execute", hooks.before_cursor_execute)
+    event.listen(Engine, "after_cursor_execute", hooks.after_cursor_execute)
+    event.listen(Engine, "handle_error", hooks.handle_error)
+    _installed = hooks
+    return True
+
+
+def uninstrument() -> None:
+    global _installed
+    if _installed is None:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.remove(Engine, "before_cursor_execute", _installed.before_cursor_execute)
+    event.remove(Engine, "after_cursor_execute", _installed.after_cursor_execute)
+    event.remove(Engine, "handle_error", _installed.handle_error)
+    _installed = None

@@ -1,0 +1,226 @@
+"""Rendering and writing lines: one writer for structlog loggers and stdlib records alike.
+
+structlog loggers skip the stdlib machinery: the bound logger runs the processors and hands
+the rendered line to a :class:`LineLogger`. Stdlib records reach :class:`PipelineHandler` on
+the root logger, become an event dict and run through the same processors. Both end in the
+same :class:`LineWriter`, so lines from both never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+from typing import Any, TextIO
+
+from structlog import DropEvent
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from ..redaction import Redactor
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the fallback test
+    orjson = None  # type: ignore[assignment]
+
+_lock = threading.Lock()
+
+
+def _reinit_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+# A fork while another thread holds the lock must not leave the child's lock held forever.
+os.register_at_fork(after_in_child=_reinit_lock)
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return json.dumps(match.group())[1:-1]
+
+
+class LineWriter:
+    """Writes whole lines, each flushed at once, to ``stream`` (default: the current
+    ``sys.stdout``, looked up per line so redirections and test capture apply)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def write(self, line: str) -> None:
+        stream = self._stream or sys.stdout
+        if stream is None:  # pythonw, or stdout closed by a daemoniser
+            return
+        with _lock:
+            try:
+                stream.write(line)
+                stream.flush()
+            except UnicodeEncodeError:
+                # A stream that is not UTF-8: JSON escapes keep the line valid JSON.
+                try:
+                    stream.write(_NON_ASCII.sub(_json_escape, line))
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            except (OSError, ValueError):  # broken pipe, closed stream: never the app's problem
+                pass
+
+
+class LineLogger:
+    """What structlog's bound logger wraps: it writes the line the processors rendered."""
+
+    __slots__ = ("_write", "name")
+
+    def __init__(self, name: str | None, writer: LineWriter) -> None:
+        self.name = name
+        self._write = writer.write
+
+    def msg(self, line: str) -> None:
+        self._write(line)
+
+    debug = info = warning = warn = error = critical = fatal = exception = log = failure = msg
+
+
+class LineLoggerFactory:
+    """``structlog.get_logger("name")`` → a :class:`LineLogger` called ``name``."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        self.writer = writer
+
+    def __call__(self, *args: Any) -> LineLogger:
+        name = args[0] if args and isinstance(args[0], str) else None
+        return LineLogger(name, self.writer)
+
+
+def _fallback_default(value: object) -> object:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+_stdlib_encoder = json.JSONEncoder(separators=(",", ":"), default=_fallback_default)
+
+
+def _dumps_stdlib(event_dict: EventDict) -> str:
+    return _stdlib_encoder.encode(event_dict) + "\n"
+
+
+if orjson is not None:
+    _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+    def _dumps(event_dict: EventDict) -> str:
+        return orjson.dumps(event_dict, default=_fallback_default, option=_OPTIONS).decode()
+else:  # pragma: no cover
+    _dumps = _dumps_stdlib
+
+
+def render_json(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+    """One JSON object and a newline. Whatever the values, it returns a valid line."""
+    try:
+        return _dumps(event_dict)
+    except Exception:
+        pass
+    try:  # orjson refuses what json accepts: integers beyond 64 bits, say
+        return _dumps_stdlib(event_dict)
+    except Exception as exc:  # a reference cycle
+        safe = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)[:200]
+                for k, v in event_dict.items()}
+        safe["log_render_error"] = type(exc).__name__
+        return _dumps_stdlib(safe)
+
+
+def with_newline(renderer: Processor) -> Processor:
+    """Console renderers return the line without its end."""
+
+    def render(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        return f"{renderer(wrapped, method_name, event_dict)}\n"
+
+    return render
+
+
+# Attributes every LogRecord has; the others came through ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName",
+}
+_REQUEST_LINE = re.compile(r"^(\S+ [^?\s]*)\?(\S*)( HTTP/[0-9.]+)$")
+
+
+class PipelineHandler(logging.Handler):
+    """The root handler: stdlib records through the pipeline into the line writer."""
+
+    def __init__(self, processors: list[Processor], writer: LineWriter, redactor: Redactor) -> None:
+        super().__init__()
+        self.processors = processors
+        self.writer = writer
+        self._redactor = redactor
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # No handler lock: the writer serialises lines, and the processors are re-entrant.
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event_dict: Any = self.event_dict(record)
+            method_name = record.levelname.lower()
+            for processor in self.processors:
+                event_dict = processor(None, method_name, event_dict)
+        except DropEvent:
+            return
+        except Exception:
+            self.handleError(record)
+            return
+        self.writer.write(event_dict)
+
+    def event_dict(self, record: logging.LogRecord) -> dict[str, Any]:
+        try:
+            message = record.getMessage()
+        except Exception:  # ``log.info("%d", "x")``: keep what was logged
+            message = f"{record.msg!s} {record.args!r}"
+        if record.name == "django.server":
+            message = self._redact_request_line(record, message)
+        event_dict: dict[str, Any] = {"event": message, "logger": record.name,
+                                      "_created": record.created}
+        attributes = record.__dict__
+        extra = attributes.keys() - _RECORD_ATTRIBUTES
+        if extra:
+            for key in extra:
+                value = attributes[key]
+                # Django passes the HttpRequest (django.request) or the socket
+                # (django.server): their repr holds the raw query string.
+                if key == "request" and not isinstance(value, str):
+                    continue
+                event_dict[key] = value
+        if record.exc_info:
+            event_dict["exc_info"] = record.exc_info
+        if record.stack_info:
+            event_dict["stack"] = record.stack_info
+        return event_dict
+
+    def _redact_request_line(self, record: logging.LogRecord, message: str) -> str:
+        """runserver's ``"GET /path?query HTTP/1.1" 200 12``: redact the query's secrets."""
+        args = record.args
+        if not isinstance(args, tuple) or not args or not isinstance(args[0], str):
+            return message
+        match = _REQUEST_LINE.match(args[0])
+        if match is None:
+            return message
+        query = self._redactor.query_string(match.group(2))
+        if query == match.group(2):
+            return message
+        redacted = f"{match.group(1)}?{query}{match.group(3)}"
+        try:
+            return record.msg % (redacted, *args[1:])  # type: ignore[no-any-return]
+        except Exception:
+            return message.replace(args[0], redacted)

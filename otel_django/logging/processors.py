@@ -1,0 +1,209 @@
+"""The processors of the log pipeline, shared by structlog loggers and stdlib records.
+
+Each is a plain structlog processor ``(logger, method_name, event_dict) -> event_dict``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import trace
+from structlog import DropEvent
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from ..redaction import REDACTED, Redactor
+
+# structlog method names and stdlib level names, lowercased, to the one level vocabulary.
+_LEVELS = {
+    "debug": "debug", "info": "info", "msg": "info", "warning": "warning", "warn": "warning",
+    "error": "error", "exception": "error", "critical": "critical", "fatal": "critical",
+}
+# Keys the pipeline itself sets: never redacted, never escaped.
+CORE_KEYS = frozenset(
+    {"timestamp", "level", "logger", "event", "request_id", "trace_id", "span_id",
+     "service.name", "exception"}
+)
+
+_second_text: tuple[int, str] = (-1, "")
+
+
+def rfc3339(epoch: float) -> str:
+    """``2025-01-31T12:00:00.123456Z``: RFC 3339, UTC, microseconds.
+
+    The date and time part is formatted once per second: strftime costs more than the rest
+    of a log line's timestamp.
+    """
+    global _second_text
+    second = int(epoch)
+    cached = _second_text
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _second_text = cached
+    return f"{cached[1]}.{int((epoch - second) * 1e6):06d}Z"
+
+
+_ids_cache: tuple[int, int, str, str] = (0, 0, "", "")
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """Hex trace and span id of the current span, or None outside any (valid) span."""
+    global _ids_cache
+    context = trace.get_current_span().get_span_context()
+    span_id = context.span_id
+    if not span_id:
+        return None
+    cached = _ids_cache
+    if cached[0] == span_id and cached[1] == context.trace_id:
+        return cached[2], cached[3]
+    trace_id = context.trace_id
+    if not trace_id:
+        return None
+    trace_hex, span_hex = format(trace_id, "032x"), format(span_id, "016x")
+    _ids_cache = (span_id, trace_id, trace_hex, span_hex)
+    return trace_hex, span_hex
+
+
+def core_fields(service_name: str) -> Processor:
+    """Puts ``timestamp level logger event request_id trace_id span_id service.name`` first.
+
+    The rest of the event dict (bound context, keyword arguments) follows in its own order.
+    Stdlib records bring their time (``_created``) and logger name (``logger``) in the dict;
+    structlog loggers take both from here and from the wrapped logger's ``name``.
+    """
+    levels = _LEVELS
+
+    def add_core_fields(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        created = event_dict.pop("_created", None)
+        name = event_dict.pop("logger", None) or getattr(wrapped, "name", None)
+        out: dict[str, Any] = {
+            "timestamp": rfc3339(time.time() if created is None else created),
+            "level": levels.get(method_name, method_name),
+        }
+        if name is not None:
+            out["logger"] = name
+        out["event"] = event_dict.pop("event", None)
+        request_id = event_dict.pop("request_id", None)
+        if request_id is not None:
+            out["request_id"] = request_id
+        ids = current_trace_ids()
+        if ids is not None:
+            out["trace_id"], out["span_id"] = ids
+        out["service.name"] = service_name
+        if event_dict:
+            out.update(event_dict)
+        return out
+
+    return add_core_fields
+
+
+_transform_exception = ExceptionDictTransformer(show_locals=False, use_rich=False, max_frames=50)
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def exc_info_tuple(value: object) -> ExcInfo | None:
+    import sys
+
+    if isinstance(value, BaseException):
+        return type(value), value, value.__traceback__
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):
+        return value  # type: ignore[return-value]
+    if value:
+        info = sys.exc_info()
+        if info[1] is not None:
+            return info  # type: ignore[return-value]
+    return None
+
+
+def structured_exception(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """``exc_info`` → ``exception``: a list (the raised exception, then its causes) of
+    ``{exc_type, exc_value, exc_notes, syntax_error, is_cause, is_group, frames: [{filename,
+    lineno, name}]}``. Never the frames' local variables: they may hold secrets."""
+    value = event_dict.pop("exc_info", None)
+    if value is None or value is False:
+        return event_dict
+    info = exc_info_tuple(value)
+    if info is None:
+        return event_dict
+    try:
+        event_dict["exception"] = _transform_exception(info)
+    except Exception:  # an exception whose str() raises, a broken traceback...
+        event_dict["exception"] = [{"exc_type": info[0].__name__, "exc_value": "<unprintable>",
+                                    "frames": []}]
+    return event_dict
+
+
+def redact_sensitive(redactor: Redactor) -> Processor:
+    """Replaces the values of keys that look sensitive (``password=``, ``token=``...)."""
+    is_sensitive = redactor.is_sensitive
+    mapping = redactor.mapping
+
+    def redact(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        for key, value in event_dict.items():
+            if key in CORE_KEYS:
+                continue
+            if is_sensitive(key):
+                event_dict[key] = REDACTED
+            elif isinstance(value, Mapping):
+                event_dict[key] = mapping(dict(value))
+        return event_dict
+
+    return redact
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def escape_text(text: str) -> str:
+    """Control characters (CR, LF, ESC...) as visible escapes: one record, one line."""
+    return _CONTROL.sub(_escape_char, text)
+
+
+def escape_control_characters(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """For the console format: user input cannot start a new line or send terminal codes."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key != "exception":
+            event_dict[key] = escape_text(value)
+    return event_dict
+
+
+def guarded(processor: Processor) -> Processor:
+    """A user processor that raises cannot lose the line or reach the caller."""
+    name = getattr(processor, "__qualname__", repr(processor))
+
+    def run(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+        try:
+            return processor(wrapped, method_name, event_dict)
+        except DropEvent:
+            raise
+        except Exception as exc:
+            event_dict["log_processor_error"] = f"{name}: {type(exc).__name__}"
+            return event_dict
+
+    run.__qualname__ = f"guarded({name})"
+    return run
+
+
+def import_processor(path: str) -> Processor:
+    """``package.module.attribute`` → the processor it names; a class is instantiated."""
+    import importlib
+
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name:
+        raise ImportError(f"{path!r} is not a dotted path")
+    target: object = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, type):
+        target = target()
+    if not callable(target):
+        raise TypeError(f"{path!r} is not callable")
+    return guarded(target)  # type: ignore[arg-type]
+

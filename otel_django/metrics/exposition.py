@@ -1,0 +1,318 @@
+"""OTel ``MetricsData`` -> snapshot -> Prometheus text or OpenMetrics.
+
+A *snapshot* holds every series keyed by its rendered label string, which makes it cheap to
+render, to merge with other workers' snapshots (same label string, same series) and to send
+as JSON. Label strings are computed once per attribute set: the SDK hands out the same
+attributes object for a series on every collection, so they are cached by identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
+
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
+
+from .naming import escape_help, format_float, format_value, label_string, metric_name
+
+logger = logging.getLogger("otel_django.metrics")
+
+COUNTER = "counter"
+GAUGE = "gauge"
+HISTOGRAM = "histogram"
+
+# How a family is merged over the workers of one server.
+ALL = "all"  # counters and histograms: every worker, including exited ones
+LIVE = "live"  # additive gauges (up-down counters): summed over the live workers
+LOCAL = "local"  # non-additive gauges: the value of the worker that answers the scrape
+
+OVERFLOW_LABELS = 'otel_metric_overflow="true"'
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+HistogramValue = list[Any]  # [count, sum, bucket_counts]
+PointValue = Union[float, HistogramValue]
+
+
+@dataclasses.dataclass(slots=True)
+class Family:
+    name: str  # the Prometheus name; counters end in _total
+    kind: str
+    help: str
+    merge: str
+    bounds: tuple[float, ...] = ()
+    points: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(slots=True)
+class Snapshot:
+    families: dict[str, Family]
+    resource: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class Snapshotter:
+    """Turns the reader's ``MetricsData`` into a :class:`Snapshot`, caching names and labels."""
+
+    def __init__(self) -> None:
+        self._labels: dict[int, tuple[object, str]] = {}
+        self._names: dict[tuple[str, str, type, bool], tuple[str, str, str]] = {}
+        self._resource: tuple[object, dict[str, str]] | None = None
+
+    def _label(self, attributes: Mapping[str, Any] | None) -> str:
+        if not attributes:
+            return ""
+        cached = self._labels.get(id(attributes))
+        if cached is not None and cached[0] is attributes:
+            return cached[1]
+        labels = label_string(attributes)
+        self._labels[id(attributes)] = (attributes, labels)
+        return labels
+
+    def _describe(self, name: str, unit: str, data: object) -> tuple[str, str, str] | None:
+        monotonic = bool(getattr(data, "is_monotonic", False))
+        key = (name, unit, type(data), monotonic)
+        described = self._names.get(key)
+        if described is None:
+            if isinstance(data, Sum):
+                kind = COUNTER if monotonic else GAUGE
+                merge = ALL if monotonic else LIVE
+            elif isinstance(data, Histogram):
+                kind, merge = HISTOGRAM, ALL
+            elif isinstance(data, Gauge):
+                kind, merge = GAUGE, LOCAL
+            else:  # exponential histograms have no Prometheus text form: left out
+                return None
+            described = (metric_name(name, unit, kind == COUNTER), kind, merge)
+            self._names[key] = described
+        return described
+
+    def take(self, data: MetricsData | None) -> Snapshot:
+        families: dict[str, Family] = {}
+        resource: dict[str, str] = {}
+        seen = 0
+        for resource_metrics in data.resource_metrics if data is not None else ():
+            resource = self._resource_labels(resource_metrics.resource.attributes)
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    described = self._describe(metric.name, metric.unit or "", metric.data)
+                    if described is None:
+                        continue
+                    prom_name, kind, merge = described
+                    family = families.get(prom_name)
+                    if family is None:
+                        family = families[prom_name] = Family(
+                            prom_name, kind, metric.description or "", merge
+                        )
+                    elif family.kind != kind:
+                        logger.warning("metric %s is defined twice with different types; "
+                                       "the second is left out", prom_name)
+                        continue
+                    points = family.points
+                    label = self._label
+                    if kind == HISTOGRAM:
+                        for point in metric.data.data_points:
+                            bounds = tuple(point.explicit_bounds)  # type: ignore[union-attr]
+                            if not family.bounds:
+                                family.bounds = bounds
+                            elif bounds != family.bounds:
+                                continue
+                            key = label(point.attributes)
+                            value = [point.count, point.sum, point.bucket_counts]  # type: ignore[union-attr]
+                            if key in points:
+                                value = add_histogram(points[key], value)
+                            points[key] = value
+                    else:
+                        for point in metric.data.data_points:
+                            key = label(point.attributes)
+                            value = point.value  # type: ignore[union-attr]
+                            points[key] = points[key] + value if key in points else value
+                    seen += len(points)
+        if len(self._labels) > 2 * seen + 1000:
+            self._labels.clear()
+        return Snapshot(families, resource)
+
+    def _resource_labels(self, attributes: Mapping[str, Any]) -> dict[str, str]:
+        if self._resource is not None and self._resource[0] is attributes:
+            return self._resource[1]
+        labels = {key: str(value) for key, value in attributes.items()}
+        self._resource = (attributes, labels)
+        return labels
+
+
+def add_histogram(a: HistogramValue, b: HistogramValue) -> HistogramValue:
+    return [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2])]]
+
+
+def merge_into(target: dict[str, Family], source: Mapping[str, Family],
+               merges: Iterable[str], limit: int) -> None:
+    """Adds ``source``'s families of the given merge kinds into ``target``.
+
+    A family never holds more than ``limit`` series: label sets beyond it are added to the
+    ``otel_metric_overflow="true"`` series, so totals stay right and memory stays bounded.
+    """
+    wanted = frozenset(merges)
+    for name, family in source.items():
+        if family.merge not in wanted:
+            continue
+        into = target.get(name)
+        if into is None:
+            into = target[name] = Family(family.name, family.kind, family.help, family.merge,
+                                         family.bounds)
+        elif into.kind != family.kind or into.bounds != family.bounds:
+            logger.warning("metric %s differs between workers; one worker's series are left out",
+                           name)
+            continue
+        points = into.points
+        histogram = family.kind == HISTOGRAM
+        for key, value in family.points.items():
+            if key not in points and len(points) >= limit - 1 and key != OVERFLOW_LABELS:
+                key = OVERFLOW_LABELS
+            if key in points:
+                points[key] = add_histogram(points[key], value) if histogram else points[key] + value
+            else:
+                points[key] = [value[0], value[1], list(value[2])] if histogram else value
+
+
+# -- JSON form, exchanged between the workers of one server
+
+
+def to_json(snapshot: Snapshot, merges: Iterable[str] = (ALL, LIVE, LOCAL),
+            merged: list[str] | None = None) -> bytes:
+    wanted = frozenset(merges)
+    families = [
+        [f.name, f.kind, f.help, f.merge, list(f.bounds),
+         {k: [v[0], v[1], list(v[2])] for k, v in f.points.items()}
+         if f.kind == HISTOGRAM else f.points]
+        for f in snapshot.families.values() if f.merge in wanted
+    ]
+    document: dict[str, object] = {"v": 1, "resource": snapshot.resource, "families": families}
+    if merged is not None:
+        document["merged"] = merged
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def from_json(raw: bytes) -> Snapshot:
+    """Parses :func:`to_json` output; raises ``ValueError`` on anything else."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(document, dict) or document.get("v") != 1:
+        raise ValueError("not a metrics snapshot")
+    resource = document.get("resource")
+    raw_families = document.get("families")
+    if not isinstance(resource, dict) or not isinstance(raw_families, list):
+        raise ValueError("not a metrics snapshot")
+    families: dict[str, Family] = {}
+    for item in raw_families:
+        if not isinstance(item, list) or len(item) != 6:
+            raise ValueError("malformed family")
+        name, kind, help_, merge, bounds, points = item
+        if not (isinstance(name, str) and kind in (COUNTER, GAUGE, HISTOGRAM)
+                and isinstance(help_, str) and merge in (ALL, LIVE, LOCAL)
+                and isinstance(bounds, list) and isinstance(points, dict)):
+            raise ValueError("malformed family")
+        for key, value in points.items():
+            if kind == HISTOGRAM:
+                if not (isinstance(value, list) and len(value) == 3
+                        and isinstance(value[2], list) and len(value[2]) == len(bounds) + 1):
+                    raise ValueError(f"malformed histogram point in {name}")
+            elif not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"malformed point in {name}")
+        families[name] = Family(name, kind, help_, merge, tuple(float(b) for b in bounds), points)
+    return Snapshot(families, {str(k): str(v) for k, v in resource.items()})
+
+
+# -- rendering
+
+
+class Renderer:
+    """Renders snapshots; keeps the constant text of each series between scrapes."""
+
+    def __init__(self) -> None:
+        self._headers: dict[tuple[str, str, str, bool], str] = {}
+        self._prefixes: dict[tuple[str, str], str] = {}
+        self._templates: dict[tuple[str, tuple[float, ...], str], str] = {}
+
+    def render(self, snapshot: Snapshot, openmetrics: bool = False,
+               resource_labels: Mapping[str, str] | None = None) -> bytes:
+        out: list[str] = []
+        append = out.append
+        resource = snapshot.resource if resource_labels is None else resource_labels
+        if resource:
+            if openmetrics:
+                append("# TYPE target info\n# HELP target Target metadata\n")
+            else:
+                append("# HELP target_info Target metadata\n# TYPE target_info gauge\n")
+            append(f"target_info{{{label_string(resource)}}} 1\n")
+        for name in sorted(snapshot.families):
+            family = snapshot.families[name]
+            if not family.points:
+                continue
+            append(self._header(family, openmetrics))
+            if family.kind == HISTOGRAM:
+                self._histogram(family, out)
+            else:
+                prefixes = self._prefixes
+                for labels, value in family.points.items():
+                    prefix = prefixes.get((name, labels))
+                    if prefix is None:
+                        prefix = prefixes[(name, labels)] = (
+                            f"{name}{{{labels}}} " if labels else f"{name} "
+                        )
+                    append(prefix + format_value(value) + "\n")
+        if openmetrics:
+            append("# EOF\n")
+        self._trim(snapshot)
+        return "".join(out).encode()
+
+    def _header(self, family: Family, openmetrics: bool) -> str:
+        key = (family.name, family.kind, family.help, openmetrics)
+        header = self._headers.get(key)
+        if header is None:
+            name = family.name
+            if openmetrics and family.kind == COUNTER:
+                name = name[: -len("_total")]
+            help_line = f"# HELP {name} {escape_help(family.help, openmetrics)}\n" \
+                if family.help else ""
+            header = self._headers[key] = f"{help_line}# TYPE {name} {family.kind}\n"
+        return header
+
+    def _histogram(self, family: Family, out: list[str]) -> None:
+        templates = self._templates
+        name, bounds = family.name, family.bounds
+        accumulate = itertools.accumulate
+        for labels, (count, total, buckets) in family.points.items():
+            template = templates.get((name, bounds, labels))
+            if template is None:
+                template = templates[(name, bounds, labels)] = _histogram_template(
+                    name, bounds, labels
+                )
+            if total != total or total in (float("inf"), float("-inf")):
+                sum_text = format_float(total)
+            else:
+                sum_text = repr(total) if isinstance(total, float) else str(total)
+            out.append(template % (*accumulate(buckets), count, sum_text))
+
+    def _trim(self, snapshot: Snapshot) -> None:
+        series = sum(len(f.points) for f in snapshot.families.values())
+        if len(self._prefixes) + len(self._templates) > 2 * series + 1000:
+            self._prefixes.clear()
+            self._templates.clear()
+
+
+def _histogram_template(name: str, bounds: tuple[float, ...], labels: str) -> str:
+    escaped = labels.replace("%", "%%")
+    sep = "," if labels else ""
+    lines = [
+        f'{name}_bucket{{{escaped}{sep}le="{format_float(bound)}"}} %d\n'
+        for bound in (*bounds, float("inf"))
+    ]
+    braces = f"{{{escaped}}}" if labels else ""
+    lines.append(f"{name}_count{braces} %d\n")
+    lines.append(f"{name}_sum{braces} %s\n")
+    return "".join(lines)

@@ -1,0 +1,351 @@
+"""Metrics of all the workers of a pre-fork server (gunicorn), merged when one is scraped.
+
+Each worker keeps its own OTel metrics, as usual: nothing is added to the request path.
+Each also listens on a unix socket ``<dir>/<worker>.sock`` in a thread that sleeps in
+``accept()``. The worker that answers a scrape asks every other live worker for its current
+cumulative snapshot and adds them up, so whichever worker Prometheus reaches, it sees the
+totals of the server.
+
+Counters must not go backwards when a worker exits, so every snapshot a worker hands out is
+first saved to ``<dir>/<worker>.json``, and a worker that exits saves its final one. When a
+scrape finds a worker gone (its socket refuses connections or was removed), that worker's last
+snapshot is added to ``<dir>/archive.json`` (counters and histograms only) and counted from
+then on. A worker killed with SIGKILL loses what it counted after its last answer: that is
+the only staleness. A worker that does not answer in time is counted with its last answer.
+
+One scrape at a time runs the merge, under ``flock`` on ``<dir>/.lock``; exiting workers take
+the same lock, so no snapshot is counted twice or missed. The directory is private
+(mode 0700, checked) and named after the master process, so a restarted server starts from
+zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import stat
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .exposition import ALL, LIVE, LOCAL, Family, Snapshot, from_json, merge_into, to_json
+
+logger = logging.getLogger("otel_django.metrics")
+
+ARCHIVE = "archive.json"
+PEER_TIMEOUT_S = 2.0
+GATHER_TIMEOUT_S = 8.0
+MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+_SOCKET_PATH_MAX = 100
+
+_peer = threading.local()
+
+
+def answering_peer() -> bool:
+    """True while this thread collects a snapshot for another worker's scrape.
+
+    Expensive gauges whose value is the same in every worker (unapplied migrations) skip
+    their work then: the scraping worker computes them once.
+    """
+    return bool(getattr(_peer, "active", False))
+
+
+def _master_identity() -> str:
+    ppid = os.getppid()
+    start = "0"
+    with contextlib.suppress(OSError, IndexError):
+        # Field 22 of /proc/<pid>/stat: start time, so a reused pid is a new directory.
+        stat_line = Path(f"/proc/{ppid}/stat").read_text()
+        start = stat_line.rsplit(")", 1)[1].split()[19]
+    return f"{ppid}-{start}"
+
+
+def default_directory(parent: str | None) -> Path:
+    """The directory shared by the workers of this process's master."""
+    if parent:
+        return Path(parent) / f"otel_django-{_master_identity()}"
+    return Path(tempfile.gettempdir()) / f"otel_django-{os.getuid()}-{_master_identity()}"
+
+
+def _prepare_directory(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            f"{path} must be a directory of this user with mode 0700 (it holds metric snapshots)"
+        )
+
+
+class Exchange:
+    """This worker's side of the exchange: answers peers, and merges them when scraped."""
+
+    def __init__(self, directory: Path, collect: Callable[[], Snapshot], limit: int) -> None:
+        self.directory = directory
+        self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._collect = collect
+        self._limit = limit
+        self._pid = os.getpid()
+        self._server: socket.socket | None = None
+        self._closed = False
+        self._answer_lock = threading.Lock()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.directory / f"{self.worker_id}.sock"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.directory / f"{self.worker_id}.json"
+
+    def start(self) -> None:
+        _prepare_directory(self.directory)
+        path = str(self.socket_path)
+        if len(path.encode()) > _SOCKET_PATH_MAX:
+            raise OSError(f"socket path {path} is too long for a unix socket: "
+                          "choose a shorter METRICS_MULTIPROCESS_DIR")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._serve, name="otel_django-metrics-exchange",
+                         daemon=True).start()
+
+    def _owned(self) -> bool:
+        return os.getpid() == self._pid and self._server is not None
+
+    # -- answering other workers
+
+    def _serve(self) -> None:
+        server = self._server
+        while server is not None and not self._closed:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                if self._closed:
+                    return
+                time.sleep(0.05)
+                continue
+            with conn:
+                try:
+                    conn.settimeout(PEER_TIMEOUT_S)
+                    if conn.recv(1) != b"?":
+                        continue
+                    data = self._answer()
+                    if data is not None:
+                        conn.sendall(data)
+                except Exception:  # a peer that went away must not stop this thread
+                    logger.debug("metrics exchange: answering a peer failed", exc_info=True)
+
+    def _answer(self) -> bytes | None:
+        with self._answer_lock:  # answers are saved in the order they are given
+            if self._closed:
+                return self._read(self.snapshot_path)
+            _peer.active = True
+            try:
+                data = to_json(self._collect(), (ALL, LIVE))
+            finally:
+                _peer.active = False
+            # Saved before it is sent: whatever a scrape has seen stays counted.
+            return data if self._save(data) else None
+
+    def _save(self, data: bytes) -> bool:
+        tmp = self.directory / f".{self.worker_id}.tmp"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, self.snapshot_path)
+        except OSError:
+            logger.warning("metrics exchange: cannot save %s", self.snapshot_path, exc_info=True)
+            return False
+        return True
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    # -- scraping
+
+    @contextlib.contextmanager
+    def _locked(self, timeout_s: float) -> Iterator[bool]:
+        deadline = time.monotonic() + timeout_s
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        yield False
+                        return
+                    time.sleep(0.01)
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def gather(self, local: Snapshot) -> Snapshot:
+        """``local`` plus every other worker's snapshot plus exited workers' totals.
+
+        Raises ``TimeoutError`` when another scrape holds the merge for too long.
+        """
+        if not self._owned():
+            return local
+        deadline = time.monotonic() + GATHER_TIMEOUT_S
+        with self._locked(GATHER_TIMEOUT_S) as locked:
+            if not locked:
+                raise TimeoutError("another scrape of this server is still merging")
+            merged: dict[str, Family] = {}
+            merge_into(merged, local.families, (ALL, LIVE, LOCAL), self._limit)
+            with self._answer_lock:
+                self._save(to_json(local, (ALL, LIVE)))
+            resources = [local.resource]
+            counted = {self.worker_id}
+            for path in sorted(self.directory.glob("*.sock")):
+                worker = path.stem
+                if worker == self.worker_id:
+                    continue
+                raw = self._ask(path, deadline)
+                if raw is None:  # gone: its last snapshot goes to the archive below
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                    continue
+                counted.add(worker)
+                if raw == b"":  # alive but slow: its last answer
+                    raw = self._read(self.directory / f"{worker}.json") or b""
+                    if not raw:
+                        continue
+                try:
+                    snapshot = from_json(raw)
+                except ValueError:
+                    logger.warning("metrics exchange: worker %s sent a malformed snapshot", worker)
+                    continue
+                merge_into(merged, snapshot.families, (ALL, LIVE), self._limit)
+                resources.append(snapshot.resource)
+            archive = self._update_archive(counted)
+            merge_into(merged, archive.families, (ALL,), self._limit)
+        common = {k: v for k, v in resources[0].items()
+                  if all(r.get(k) == v for r in resources[1:])}
+        return Snapshot(merged, common)
+
+    def _ask(self, path: Path, deadline: float) -> bytes | None:
+        """The peer's snapshot; ``None`` if it is gone, ``b""`` if it did not answer in time."""
+        timeout = max(0.05, min(PEER_TIMEOUT_S, deadline - time.monotonic()))
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(timeout)
+                try:
+                    conn.connect(str(path))
+                except (ConnectionRefusedError, FileNotFoundError):
+                    return None
+                conn.sendall(b"?")
+                chunks: list[bytes] = []
+                size = 0
+                while True:
+                    chunk = conn.recv(1 << 20)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_SNAPSHOT_BYTES:
+                        return b""
+            return b"".join(chunks)
+        except OSError:
+            return b""
+
+    def _update_archive(self, counted: set[str]) -> Snapshot:
+        """Adds exited workers' last snapshots to the archive; returns the archive."""
+        archive_path = self.directory / ARCHIVE
+        archive = Snapshot({})
+        merged_ids: set[str] = set()
+        raw = self._read(archive_path)
+        if raw:
+            try:
+                archive = from_json(raw)
+                merged_ids = set(_merged_ids(raw))
+            except ValueError:
+                logger.error("metrics exchange: %s is corrupt; exited workers' totals are lost",
+                             archive_path)
+        exited = [
+            path for path in self.directory.glob("*.json")
+            if path.name != ARCHIVE and path.stem not in counted
+            and not (self.directory / f"{path.stem}.sock").exists()
+        ]
+        if not exited:
+            return archive
+        for path in exited:
+            if path.stem in merged_ids:
+                continue
+            data = self._read(path)
+            try:
+                snapshot = from_json(data or b"")
+            except ValueError:
+                logger.warning("metrics exchange: %s is malformed; left out", path)
+                continue
+            merge_into(archive.families, snapshot.families, (ALL,), self._limit)
+            merged_ids.add(path.stem)
+        tmp = self.directory / ".archive.tmp"
+        try:
+            tmp.write_bytes(to_json(archive, (ALL,), merged=sorted(
+                m for m in merged_ids if (self.directory / f"{m}.json").exists())))
+            os.replace(tmp, archive_path)
+        except OSError:
+            logger.warning("metrics exchange: cannot save %s", archive_path, exc_info=True)
+            return archive
+        for path in exited:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return archive
+
+    # -- exit
+
+    def close(self) -> None:
+        """Saves this worker's final snapshot and stops answering. Idempotent."""
+        if not self._owned() or self._closed:
+            return
+        with self._locked(GATHER_TIMEOUT_S):
+            with self._answer_lock:
+                try:
+                    final = self._collect()
+                    self._save(to_json(final, (ALL, LIVE)))
+                except Exception:
+                    logger.warning("metrics exchange: final snapshot failed", exc_info=True)
+                self._closed = True
+            server, self._server = self._server, None
+            if server is not None:
+                with contextlib.suppress(OSError):
+                    server.shutdown(socket.SHUT_RDWR)
+                server.close()
+            with contextlib.suppress(OSError):
+                self.socket_path.unlink()
+
+
+def _merged_ids(raw: bytes) -> list[str]:
+    import json
+
+    ids = json.loads(raw).get("merged", [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ValueError("malformed archive")
+    return ids
+
+
+def wanted(multiprocess_dir: str | None, prefork: str) -> bool:
+    """Whether this process is one worker of several: a directory is set, or gunicorn runs it."""
+    if multiprocess_dir:
+        return True
+    if prefork != "auto":
+        return prefork == "true"
+    return os.path.basename(sys.argv[0] if sys.argv else "").startswith("gunicorn")

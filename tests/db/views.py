@@ -1,0 +1,52 @@
+"""Views the database-insight tests call through the real middleware, on the ``postgres`` alias."""
+
+from __future__ import annotations
+
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+
+from shop.models import Category, Product
+
+ALIAS = "postgres"
+CANARY = "canary-7f3a9c-secret"  # must never reach any telemetry
+
+
+def slow(request: HttpRequest) -> JsonResponse:
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s)", [0.15])  # the slow query
+    return JsonResponse({"slow": True})
+
+
+def fast(request: HttpRequest) -> JsonResponse:
+    product = Product.objects.using(ALIAS).order_by("id").first()
+    return JsonResponse({"id": product.pk if product else None})
+
+
+def n_plus_one(request: HttpRequest) -> JsonResponse:
+    products = Product.objects.using(ALIAS).order_by("id")
+    names = [(p.name, p.category.name) for p in products]  # one query per product
+    return JsonResponse({"products": names})
+
+
+def select_related(request: HttpRequest) -> JsonResponse:
+    products = Product.objects.using(ALIAS).select_related("category").order_by("id")
+    names = [(p.name, p.category.name) for p in products]
+    return JsonResponse({"products": names})
+
+
+def prefetch_related(request: HttpRequest) -> JsonResponse:
+    categories = Category.objects.using(ALIAS).prefetch_related("products").order_by("id")
+    names = [(c.name, [p.name for p in c.products.all()]) for c in categories]
+    return JsonResponse({"categories": names})
+
+
+def canary(request: HttpRequest) -> JsonResponse:
+    """The canary as a parameter and as a literal, in fast and slow queries."""
+    found = list(Product.objects.using(ALIAS).filter(name=CANARY).values_list("id", flat=True))
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM shop_product WHERE name = '{CANARY}'")
+        cursor.execute(  # slow, so it is also logged and EXPLAINed
+            f"SELECT pg_sleep(0.12), count(*) FROM shop_product WHERE name = %s OR name = '{CANARY}'",
+            [CANARY],
+        )
+    return JsonResponse({"found": found})

@@ -1,0 +1,126 @@
+"""Running the demo as a real server process (runserver, gunicorn, under opentelemetry-instrument)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "demo"
+BIN = Path(sys.executable).parent
+
+
+def demo_env(sqlite_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DJANGO_", "SENTRY_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="demo.settings",
+        DEMO_SQLITE_PATH=str(sqlite_path),
+        PYTHONPATH=os.pathsep.join([str(DEMO), str(ROOT)]),
+        PYTHONUNBUFFERED="1",
+        OTEL_DJANGO_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
+def seeded_database(directory: Path) -> Path:
+    """A migrated, seeded SQLite file for the demo (made once per directory)."""
+    path = directory / "demo-seeded.sqlite3"
+    if not path.exists():
+        env = demo_env(path, OTEL_TRACES_EXPORTER="none", OTEL_DJANGO_LOGGING_ENABLED="false")
+        for command in (["migrate", "--no-input"], ["seed_demo"]):
+            subprocess.run([sys.executable, "manage.py", *command], cwd=DEMO, env=env, check=True,
+                           capture_output=True, timeout=120)
+    return path
+
+
+def copy_database(seeded: Path, directory: Path) -> Path:
+    target = directory / "demo.sqlite3"
+    shutil.copyfile(seeded, target)
+    return target
+
+
+class Server:
+    """A server subprocess with its stdout and stderr kept in files."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str], port: int, logs: Path) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = logs / "stdout.log"
+        self.stderr_path = logs / "stderr.log"
+        self._stdout = self.stdout_path.open("wb")
+        self._stderr = self.stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            list(command), cwd=DEMO, env=dict(env), stdout=self._stdout, stderr=self._stderr,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str = "/healthz", timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.stderr()}")
+            try:
+                with urllib.request.urlopen(self.base_url + path, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answered
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.stderr()}")
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None,
+            method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.base_url + path, headers=dict(headers or {}),
+                                         method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._stdout.close()
+        self._stderr.close()
+        return self.process.returncode
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def runserver(port: int, env: Mapping[str, str], logs: Path, instrument: bool = False) -> Server:
+    command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    if instrument:
+        command = [str(BIN / "opentelemetry-instrument"), *command]
+    return Server(command, env, port, logs)
+
+
+def gunicorn(port: int, env: Mapping[str, str], logs: Path, workers: int = 4,
+             preload: bool = False, instrument: bool = False, extra: Sequence[str] = ()) -> Server:
+    command = [str(BIN / "gunicorn"), "demo.wsgi", "-b", f"127.0.0.1:{port}",
+               "--workers", str(workers), "-c", "python:otel_django.gunicorn",
+               "--graceful-timeout", "20", "--no-control-socket", *extra]
+    if preload:
+        command.append("--preload")
+    if instrument:
+        command = [str(BIN / "opentelemetry-instrument"), *command]
+    return Server(command, env, port, logs)
