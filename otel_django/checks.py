@@ -1,4 +1,4 @@
-"""System checks (``manage.py check``): misconfiguration is reported, not discovered in production."""
+"""System checks (``manage.py check``): misconfiguration reported, not found in production."""
 
 from __future__ import annotations
 
@@ -16,12 +16,19 @@ from .runtime import django_settings_dict
 
 
 @register("otel_django")
-def check_configuration(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+def check_configuration(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
     try:
         config = load_config(os.environ, django_settings_dict())
     except ConfigError as exc:
-        return [Error(str(exc), id="otel_django.E001",
-                      hint="Fix the value in the environment or in settings.OTEL_DJANGO.")]
+        return [
+            Error(
+                str(exc),
+                id="otel_django.E001",
+                hint="Fix the value in the environment or in settings.OTEL_DJANGO.",
+            )
+        ]
     messages: list[CheckMessage] = []
     regex = config.excluded_urls_regex
     for name in ("metrics", "healthz", "readyz"):
@@ -30,19 +37,23 @@ def check_configuration(app_configs: Sequence[AppConfig] | None, **kwargs: Any) 
         except NoReverseMatch:
             continue
         if regex is None or not regex.search(path):
-            messages.append(Warning(
-                f"{path} (otel_django:{name}) is not matched by EXCLUDED_URLS, so probes and "
-                "scrapes make spans and request metrics.",
-                hint=f"Add r'^{path}$' to OTEL_DJANGO['EXCLUDED_URLS'].",
-                id="otel_django.W002",
-            ))
+            messages.append(
+                Warning(
+                    f"{path} (otel_django:{name}) is not matched by EXCLUDED_URLS, so probes and "
+                    "scrapes make spans and request metrics.",
+                    hint=f"Add r'^{path}$' to OTEL_DJANGO['EXCLUDED_URLS'].",
+                    id="otel_django.W002",
+                )
+            )
     if config.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
-        messages.append(Warning(
-            "SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent to Sentry.",
-            hint="pip install 'otel_django[sentry]'", id="otel_django.W003",
-        ))
+        messages.append(
+            Warning(
+                "SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent to Sentry.",
+                hint="pip install 'otel_django[sentry]'",
+                id="otel_django.W003",
+            )
+        )
     from .metrics.checks import check_metrics
 
     messages.extend(check_metrics(config))
     return messages
-

@@ -174,105 +174,238 @@ _PATHS_NOT_TRACED = (r"^/metrics/?$", r"^/healthz/?$", r"^/readyz/?$")
 
 SETTINGS: tuple[Setting, ...] = (
     # -- resource and providers
-    Setting("SERVICE_NAME", _optional_str, None,
-            "`service.name`; default: the Django project package, else `django`.",
-            env=("OTEL_SERVICE_NAME",)),
-    Setting("SERVICE_VERSION", _optional_str, None, "`service.version`.",
-            derive_env=_resource_attribute("service.version")),
-    Setting("ENVIRONMENT", _optional_str, None, "`deployment.environment.name` (e.g. `production`).",
-            derive_env=_resource_attribute("deployment.environment.name")),
-    Setting("TRACES_EXPORTER", _choice("otlp", "console", "none"), "otlp",
-            "Where spans go: `otlp` (OTLP/HTTP protobuf), `console` (one indented tree per "
-            "request on stderr) or `none`.",
-            env=("OTEL_TRACES_EXPORTER",)),
-    Setting("OTLP_ENDPOINT", _str, "http://localhost:4318",
-            "Base URL of the OTLP/HTTP receiver (a Collector); `/v1/traces`, `/v1/logs` are appended.",
-            env=("OTEL_EXPORTER_OTLP_ENDPOINT",)),
-    Setting("TRACES_SAMPLER", _choice("parentbased_traceidratio", "parentbased_always_on",
-                                      "parentbased_always_off", "traceidratio",
-                                      "always_on", "always_off"),
+    Setting(
+        "SERVICE_NAME",
+        _optional_str,
+        None,
+        "`service.name`; default: the Django project package, else `django`.",
+        env=("OTEL_SERVICE_NAME",),
+    ),
+    Setting(
+        "SERVICE_VERSION",
+        _optional_str,
+        None,
+        "`service.version`.",
+        derive_env=_resource_attribute("service.version"),
+    ),
+    Setting(
+        "ENVIRONMENT",
+        _optional_str,
+        None,
+        "`deployment.environment.name` (e.g. `production`).",
+        derive_env=_resource_attribute("deployment.environment.name"),
+    ),
+    Setting(
+        "TRACES_EXPORTER",
+        _choice("otlp", "console", "none"),
+        "otlp",
+        "Where spans go: `otlp` (OTLP/HTTP protobuf), `console` (one indented tree per "
+        "request on stderr) or `none`.",
+        env=("OTEL_TRACES_EXPORTER",),
+    ),
+    Setting(
+        "OTLP_ENDPOINT",
+        _str,
+        "http://localhost:4318",
+        "Base URL of the OTLP/HTTP receiver (a Collector); `/v1/traces`, `/v1/logs` are appended.",
+        env=("OTEL_EXPORTER_OTLP_ENDPOINT",),
+    ),
+    Setting(
+        "TRACES_SAMPLER",
+        _choice(
             "parentbased_traceidratio",
-            "Sampler, as the standard variable names it. The default follows the caller's "
-            "decision and samples new traces at TRACES_SAMPLER_ARG.",
-            env=("OTEL_TRACES_SAMPLER",)),
-    Setting("TRACES_SAMPLER_ARG", _float_range(0.0, 1.0), 1.0,
-            "Ratio of new traces sampled, 0 to 1.",
-            env=("OTEL_TRACES_SAMPLER_ARG",)),
-    Setting("SPAN_QUEUE_SIZE", _int_range(1), 2048,
-            "Spans kept in memory while the exporter is slow or down; beyond it new spans "
-            "are dropped, never the request.",
-            env=("OTEL_BSP_MAX_QUEUE_SIZE",)),
-    Setting("LOGS_EXPORTER", _choice("none", "otlp"), "none",
-            "`otlp` also sends log records over OTLP, correlated with traces; stdout keeps "
-            "its lines either way.",
-            env=("OTEL_LOGS_EXPORTER",)),
-    Setting("PREFORK", _choice("auto", "true", "false"), "auto",
-            "Create providers in each forked worker rather than in the master: `auto` does "
-            "so under gunicorn."),
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "traceidratio",
+            "always_on",
+            "always_off",
+        ),
+        "parentbased_traceidratio",
+        "Sampler, as the standard variable names it. The default follows the caller's "
+        "decision and samples new traces at TRACES_SAMPLER_ARG.",
+        env=("OTEL_TRACES_SAMPLER",),
+    ),
+    Setting(
+        "TRACES_SAMPLER_ARG",
+        _float_range(0.0, 1.0),
+        1.0,
+        "Ratio of new traces sampled, 0 to 1.",
+        env=("OTEL_TRACES_SAMPLER_ARG",),
+    ),
+    Setting(
+        "SPAN_QUEUE_SIZE",
+        _int_range(1),
+        2048,
+        "Spans kept in memory while the exporter is slow or down; beyond it new spans "
+        "are dropped, never the request.",
+        env=("OTEL_BSP_MAX_QUEUE_SIZE",),
+    ),
+    Setting(
+        "LOGS_EXPORTER",
+        _choice("none", "otlp"),
+        "none",
+        "`otlp` also sends log records over OTLP, correlated with traces; stdout keeps "
+        "its lines either way.",
+        env=("OTEL_LOGS_EXPORTER",),
+    ),
+    Setting(
+        "PREFORK",
+        _choice("auto", "true", "false"),
+        "auto",
+        "Create providers in each forked worker rather than in the master: `auto` does "
+        "so under gunicorn.",
+    ),
     # -- traces
-    Setting("EXCLUDED_URLS", _regex_tuple, _PATHS_NOT_TRACED,
-            "Regular expressions searched in the request path; matching requests get no "
-            "span, no request metrics and no access-log line.",
-            env=("OTEL_PYTHON_DJANGO_EXCLUDED_URLS",)),
+    Setting(
+        "EXCLUDED_URLS",
+        _regex_tuple,
+        _PATHS_NOT_TRACED,
+        "Regular expressions searched in the request path; matching requests get no "
+        "span, no request metrics and no access-log line.",
+        env=("OTEL_PYTHON_DJANGO_EXCLUDED_URLS",),
+    ),
     # -- metrics
-    Setting("METRICS_ENABLED", _bool, True, "Collect OTel metrics and serve them at the metrics view."),
+    Setting(
+        "METRICS_ENABLED", _bool, True, "Collect OTel metrics and serve them at the metrics view."
+    ),
     Setting("METRICS_USERNAME", _str, "metrics", "Basic-auth user name for the metrics view."),
-    Setting("METRICS_PASSWORD", _optional_str, None,
-            "Basic-auth password for the metrics view. With neither it nor METRICS_PASSWORD_FILE "
-            "set, the view serves nothing (fail closed)."),
-    Setting("METRICS_PASSWORD_FILE", _optional_str, None,
-            "Path of a file holding the password (a mounted secret); trailing newline ignored."),
-    Setting("METRICS_ALLOWED_NETWORKS", _networks, (),
-            "Optional CIDR allowlist of client addresses for the metrics view."),
-    Setting("TRUST_X_FORWARDED_FOR", _bool, False,
-            "Take the client address from X-Forwarded-For (set only behind a proxy that "
-            "overwrites it); used by the allowlist and the access log."),
-    Setting("METRICS_MULTIPROCESS_DIR", _optional_str, None,
-            "Directory shared by the workers of one server: each worker writes its metric "
-            "snapshot there and a scrape merges them. Default under gunicorn: a per-master "
-            "directory in the temp dir.",
-            env=("PROMETHEUS_MULTIPROC_DIR",)),
-    Setting("METRICS_CARDINALITY_LIMIT", _int_range(10), 2000,
-            "Distinct attribute sets kept per metric; further ones are counted under "
-            "`otel.metric.overflow=true`."),
+    Setting(
+        "METRICS_PASSWORD",
+        _optional_str,
+        None,
+        "Basic-auth password for the metrics view. With neither it nor METRICS_PASSWORD_FILE "
+        "set, the view serves nothing (fail closed).",
+    ),
+    Setting(
+        "METRICS_PASSWORD_FILE",
+        _optional_str,
+        None,
+        "Path of a file holding the password (a mounted secret); trailing newline ignored.",
+    ),
+    Setting(
+        "METRICS_ALLOWED_NETWORKS",
+        _networks,
+        (),
+        "Optional CIDR allowlist of client addresses for the metrics view.",
+    ),
+    Setting(
+        "TRUST_X_FORWARDED_FOR",
+        _bool,
+        False,
+        "Take the client address from X-Forwarded-For (set only behind a proxy that "
+        "overwrites it); used by the allowlist and the access log.",
+    ),
+    Setting(
+        "METRICS_MULTIPROCESS_DIR",
+        _optional_str,
+        None,
+        "Directory shared by the workers of one server: each worker writes its metric "
+        "snapshot there and a scrape merges them. Default under gunicorn: a per-master "
+        "directory in the temp dir.",
+        env=("PROMETHEUS_MULTIPROC_DIR",),
+    ),
+    Setting(
+        "METRICS_CARDINALITY_LIMIT",
+        _int_range(10),
+        2000,
+        "Distinct attribute sets kept per metric; further ones are counted under "
+        "`otel.metric.overflow=true`.",
+    ),
     # -- database insight
-    Setting("SLOW_QUERY_MS", _float_range(0.0), 100.0, "Queries at least this long are marked slow."),
-    Setting("N_PLUS_ONE_THRESHOLD", _int_range(2), 5,
-            "Same query shape repeated this many times in one request is reported as N+1."),
-    Setting("EXPLAIN_ENABLED", _bool, False,
-            "Attach a plain `EXPLAIN` plan to slow SELECTs (PostgreSQL, SQLite)."),
-    Setting("EXPLAIN_INTERVAL_S", _float_range(0.0), 300.0,
-            "At most one EXPLAIN per query shape per this many seconds."),
+    Setting(
+        "SLOW_QUERY_MS", _float_range(0.0), 100.0, "Queries at least this long are marked slow."
+    ),
+    Setting(
+        "N_PLUS_ONE_THRESHOLD",
+        _int_range(2),
+        5,
+        "Same query shape repeated this many times in one request is reported as N+1.",
+    ),
+    Setting(
+        "EXPLAIN_ENABLED",
+        _bool,
+        False,
+        "Attach a plain `EXPLAIN` plan to slow SELECTs (PostgreSQL, SQLite).",
+    ),
+    Setting(
+        "EXPLAIN_INTERVAL_S",
+        _float_range(0.0),
+        300.0,
+        "At most one EXPLAIN per query shape per this many seconds.",
+    ),
     Setting("EXPLAIN_TIMEOUT_MS", _float_range(1.0), 200.0, "Time budget of one EXPLAIN."),
-    Setting("RECORD_QUERY_PARAMETERS", _bool, False,
-            "Record query parameter values on spans (`db.query.parameter.<n>`). Off: they "
-            "may hold personal data."),
+    Setting(
+        "RECORD_QUERY_PARAMETERS",
+        _bool,
+        False,
+        "Record query parameter values on spans (`db.query.parameter.<n>`). Off: they "
+        "may hold personal data.",
+    ),
     Setting("QUERY_TEXT_MAX_LENGTH", _int_range(64), 2048, "Cap on `db.query.text` length."),
     # -- logs
-    Setting("LOGGING_ENABLED", _bool, True,
-            "Let otel_django configure structlog and stdlib logging. Off: your LOGGING stays as is."),
-    Setting("LOG_FORMAT", _choice("json", "console"), "json",
-            "`json`: one JSON object per line on stdout; `console`: coloured, for development."),
-    Setting("LOG_LEVEL", _choice("debug", "info", "warning", "error", "critical"), "info",
-            "Root log level."),
-    Setting("REQUEST_ID_HEADER", _header_name, "X-Request-ID",
-            "Incoming header whose value is used as request id when safe; echoed in the response."),
+    Setting(
+        "LOGGING_ENABLED",
+        _bool,
+        True,
+        "Let otel_django configure structlog and stdlib logging. Off: your LOGGING stays as is.",
+    ),
+    Setting(
+        "LOG_FORMAT",
+        _choice("json", "console"),
+        "json",
+        "`json`: one JSON object per line on stdout; `console`: coloured, for development.",
+    ),
+    Setting(
+        "LOG_LEVEL",
+        _choice("debug", "info", "warning", "error", "critical"),
+        "info",
+        "Root log level.",
+    ),
+    Setting(
+        "REQUEST_ID_HEADER",
+        _header_name,
+        "X-Request-ID",
+        "Incoming header whose value is used as request id when safe; echoed in the response.",
+    ),
     Setting("ACCESS_LOG", _bool, True, "One access-log line per request."),
-    Setting("SLOW_REQUEST_MS", _float_range(0.0), 1000.0, "Requests at least this long log at warning."),
+    Setting(
+        "SLOW_REQUEST_MS", _float_range(0.0), 1000.0, "Requests at least this long log at warning."
+    ),
     Setting("LOG_USER_ID", _bool, False, "Add the authenticated user's id to access-log lines."),
-    Setting("REDACT_KEYS", _str_tuple, (),
-            "Extra key fragments whose values are redacted in logs and span attributes."),
-    Setting("LOG_PROCESSORS", _str_tuple, (),
-            "Dotted paths of extra structlog processors, run on every line (structlog and "
-            "stdlib) before redaction and rendering; a class is instantiated without arguments."),
+    Setting(
+        "REDACT_KEYS",
+        _str_tuple,
+        (),
+        "Extra key fragments whose values are redacted in logs and span attributes.",
+    ),
+    Setting(
+        "LOG_PROCESSORS",
+        _str_tuple,
+        (),
+        "Dotted paths of extra structlog processors, run on every line (structlog and "
+        "stdlib) before redaction and rendering; a class is instantiated without arguments.",
+    ),
     # -- errors
-    Setting("SENTRY_DSN", _optional_str, None,
-            "Sentry DSN; when set and sentry-sdk is installed, errors go to Sentry linked to traces.",
-            env=("SENTRY_DSN",)),
+    Setting(
+        "SENTRY_DSN",
+        _optional_str,
+        None,
+        "Sentry DSN; when set and sentry-sdk is installed, errors go to Sentry linked to traces.",
+        env=("SENTRY_DSN",),
+    ),
     # -- health
-    Setting("HEALTH_CHECK_TIMEOUT_S", _float_range(0.05, 60.0), 2.0, "Time budget of each readiness check."),
-    Setting("HEALTH_CHECK_MIGRATIONS", _bool, True, "Readiness fails while migrations are unapplied."),
-    Setting("HEALTH_CHECK_REDIS_URL", _optional_str, None, "Redis URL checked by readiness, if any."),
+    Setting(
+        "HEALTH_CHECK_TIMEOUT_S",
+        _float_range(0.05, 60.0),
+        2.0,
+        "Time budget of each readiness check.",
+    ),
+    Setting(
+        "HEALTH_CHECK_MIGRATIONS", _bool, True, "Readiness fails while migrations are unapplied."
+    ),
+    Setting(
+        "HEALTH_CHECK_REDIS_URL", _optional_str, None, "Redis URL checked by readiness, if any."
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -14,7 +14,6 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
-
 logger = logging.getLogger("otel_django")
 
 # Instrumentors that otel_django replaces: its middleware makes the server spans.
@@ -34,7 +33,7 @@ class OtelDjangoDistro(BaseDistro):  # type: ignore[misc]
         super().load_instrumentor(entry_point, **kwargs)
 
 
-class OtelDjangoConfigurator(_BaseConfigurator):  # type: ignore[misc]
+class OtelDjangoConfigurator(_BaseConfigurator):
     """Defers setup until Django's app registry is ready, when settings can be read.
 
     The instrumentors the wrapper installs meanwhile use the API's proxy tracers and meters,

@@ -4,8 +4,8 @@ It does all of it in one pass and reads only what Django has already computed (t
 route, the response), which is why it replaces upstream's Django middleware: see
 ``benchmarks/README.md`` for the profile behind that choice.
 
-It is inserted first in ``MIDDLEWARE`` at startup; put ``"otel_django.middleware.OtelDjangoMiddleware"``
-there yourself to choose its place.
+It is inserted first in ``MIDDLEWARE`` at startup; list
+``"otel_django.middleware.OtelDjangoMiddleware"`` there yourself to choose its place.
 """
 
 from __future__ import annotations
@@ -54,8 +54,15 @@ _META_GETTER = _MetaGetter()
 class _RequestState:
     __slots__ = ("active_attributes", "method", "request_id", "span", "start", "tokens")
 
-    def __init__(self, span: trace.Span, method: str, request_id: str, start: int,
-                 active_attributes: dict[str, str], tokens: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        span: trace.Span,
+        method: str,
+        request_id: str,
+        start: int,
+        active_attributes: dict[str, str],
+        tokens: tuple[Any, ...],
+    ) -> None:
         self.span = span
         self.method = method
         self.request_id = request_id
@@ -76,8 +83,16 @@ class OtelDjangoMiddleware:
         config: Config = get_config()
         self._excluded = config.excluded_urls_regex
         self._tracer = trace.get_tracer("otel_django", __version__)
-        self._metrics = HttpServerMetrics(metrics.get_meter("otel_django", __version__)) \
-            if config.metrics_enabled else None
+        self._metrics = (
+            HttpServerMetrics(metrics.get_meter("otel_django", __version__))
+            if config.metrics_enabled
+            else None
+        )
+        # Extract only when a header the global propagator reads is present (usually none is).
+        self._propagation_meta = frozenset(
+            "HTTP_" + field.upper().replace("-", "_")
+            for field in propagate.get_global_textmap().fields
+        )
         header = config.request_id_header
         self._request_id_meta = "HTTP_" + header.upper().replace("-", "_")
         self._request_id_header = header
@@ -100,11 +115,11 @@ class OtelDjangoMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> Any:
         if self._excluded is not None and self._excluded.search(request.path_info):
-            return await self.get_response(request)  # type: ignore[misc]
+            return await self.get_response(request)
         state = self._start(request)
         response: HttpResponseBase | None = None
         try:
-            response = await self.get_response(request)  # type: ignore[misc]
+            response = await self.get_response(request)
         finally:
             self._finish(request, response, state)
         return response
@@ -124,7 +139,11 @@ class OtelDjangoMiddleware:
         if method not in KNOWN_METHODS:
             method = "_OTHER"
         scheme = "https" if request.is_secure() else "http"
-        parent = propagate.extract(meta, getter=_META_GETTER) if "HTTP_TRACEPARENT" in meta else None
+        parent = (
+            propagate.extract(meta, getter=_META_GETTER)
+            if not self._propagation_meta.isdisjoint(meta)
+            else None
+        )
         span = self._tracer.start_span(
             "HTTP" if method == "_OTHER" else method,
             context=parent,
@@ -156,13 +175,20 @@ class OtelDjangoMiddleware:
         active_attributes = {"http.request.method": method, "url.scheme": scheme}
         if self._metrics is not None:
             self._metrics.request_started(active_attributes)
-        state = _RequestState(span, method, request_id, start, active_attributes,
-                              (context_token, log_tokens, scope_token))
+        state = _RequestState(
+            span,
+            method,
+            request_id,
+            start,
+            active_attributes,
+            (context_token, log_tokens, scope_token),
+        )
         request._otel_django = state  # type: ignore[attr-defined]
         return state
 
-    def _finish(self, request: HttpRequest, response: HttpResponseBase | None,
-                state: _RequestState) -> None:
+    def _finish(
+        self, request: HttpRequest, response: HttpResponseBase | None, state: _RequestState
+    ) -> None:
         duration_ns = time.perf_counter_ns() - state.start
         span = state.span
         method = state.method
@@ -200,8 +226,11 @@ class OtelDjangoMiddleware:
             if error_type is not None:
                 attributes["error.type"] = error_type
             self._metrics.request_finished(
-                state.active_attributes, attributes, duration_ns / 1e9,
-                _request_size(request), response_size,
+                state.active_attributes,
+                attributes,
+                duration_ns / 1e9,
+                _request_size(request),
+                response_size,
             )
         if self._access_log is not None:
             self._access_log.log(request, method, route, status, duration_ns / 1e6, response_size)

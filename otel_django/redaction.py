@@ -10,15 +10,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 REDACTED = "[REDACTED]"
 
 DEFAULT_SENSITIVE_PATTERNS: tuple[str, ...] = (
-    "password", "passwd", "passphrase", r"(?:^|_)pwd(?:_|$)", "secret", "token",
-    r"api_?key", r"auth(?!ors?(?:_|$))", "credential", "cookie", "session", "csrf", "xsrf",
-    r"(?:^|_)jwt(?:_|$)", r"private_?key", r"credit_?card", r"card_?number",
-    r"(?:^|_)cvv(?:_|$)", r"(?:^|_)cvc(?:_|$)", r"(?:^|_)ssn(?:_|$)", "social_security",
+    "password",
+    "passwd",
+    "passphrase",
+    r"(?:^|_)pwd(?:_|$)",
+    "secret",
+    "token",
+    r"api_?key",
+    r"auth(?!ors?(?:_|$))",
+    "credential",
+    "cookie",
+    "session",
+    "csrf",
+    "xsrf",
+    r"(?:^|_)jwt(?:_|$)",
+    r"private_?key",
+    r"credit_?card",
+    r"card_?number",
+    r"(?:^|_)cvv(?:_|$)",
+    r"(?:^|_)cvc(?:_|$)",
+    r"(?:^|_)ssn(?:_|$)",
+    "social_security",
 )
 # Never recorded at all, whatever the settings: they carry credentials in every request.
 NEVER_RECORDED_HEADERS = frozenset(
@@ -46,13 +63,17 @@ class Redactor:
         return known
 
     def query_string(self, query: str) -> str:
-        """The query string with the values of sensitive keys replaced."""
+        """The query string with the values of sensitive keys replaced; the rest kept as sent."""
         if not query:
             return query
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if not any(self.is_sensitive(k) for k, _ in pairs):
-            return query
-        return urlencode([(k, REDACTED if self.is_sensitive(k) else v) for k, v in pairs])
+        parts = query.split("&")
+        changed = False
+        for index, part in enumerate(parts):
+            key, sep, _ = part.partition("=")
+            if sep and self.is_sensitive(unquote_plus(key) if "%" in key or "+" in key else key):
+                parts[index] = f"{key}={REDACTED}"
+                changed = True
+        return "&".join(parts) if changed else query
 
     def mapping(self, data: Mapping[str, object], _depth: int = 0) -> dict[str, object]:
         """A copy of ``data`` with the values of sensitive keys replaced, recursively."""

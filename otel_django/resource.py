@@ -7,7 +7,12 @@ import socket
 import sys
 import uuid
 
-from opentelemetry.sdk.resources import OTELResourceDetector, ProcessResourceDetector, Resource, get_aggregated_resources
+from opentelemetry.sdk.resources import (
+    OTELResourceDetector,
+    ProcessResourceDetector,
+    Resource,
+    get_aggregated_resources,
+)
 
 from . import __version__
 from .config import Config
@@ -38,5 +43,9 @@ def build_resource(config: Config) -> Resource:
     # Our attributes win over OTEL_RESOURCE_ATTRIBUTES only where the user set a setting;
     # process.command_args can hold secrets passed on the command line: dropped.
     merged = detected.merge(Resource.create(attributes))
-    cleaned = {k: v for k, v in merged.attributes.items() if k not in {"process.command_args", "process.command_line"}}
+    cleaned = {
+        k: v
+        for k, v in merged.attributes.items()
+        if k not in {"process.command_args", "process.command_line"}
+    }
     return Resource(cleaned, merged.schema_url)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -52,8 +53,10 @@ def setup_sentry(config: Config, **options: Any) -> bool:
         from sentry_sdk.integrations.django import DjangoIntegration
         from sentry_sdk.utils import BadDsn, Dsn
     except ImportError:
-        logger.warning("SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent "
-                       "to Sentry. Install otel_django[sentry].")
+        logger.warning(
+            "SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent "
+            "to Sentry. Install otel_django[sentry]."
+        )
         return False
     try:
         Dsn(config.sentry_dsn)
@@ -98,13 +101,13 @@ def _install_event_processor() -> None:
         return
     from sentry_sdk.scope import add_global_event_processor
 
-    add_global_event_processor(link_event)
+    add_global_event_processor(link_event)  # type: ignore[arg-type]
     _processor_installed = True
 
 
 def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     """Adds the OTel trace and span ids and the request id; redacts what the event carries."""
-    try:
+    with contextlib.suppress(Exception):  # an event without links beats no event
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
             contexts = event.setdefault("contexts", {})
@@ -117,8 +120,6 @@ def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
         request = event.get("request")
         if isinstance(request, dict):
             _redact_request(request)
-    except Exception:  # an event without links beats no event
-        pass
     return event
 
 
@@ -131,27 +132,40 @@ def _redact_request(request: dict[str, Any]) -> None:
         request["data"] = _redactor.mapping(data)
     headers = request.get("headers")
     if isinstance(headers, Mapping):
-        request["headers"] = {k: REDACTED if _redactor.is_sensitive(k) else v
-                              for k, v in _redactor.headers(headers).items()}
+        request["headers"] = {
+            k: REDACTED if _redactor.is_sensitive(k) else v
+            for k, v in _redactor.headers(headers).items()
+        }
 
 
 class SentryTracePropagator(TextMapPropagator):
     """Writes ``sentry-trace`` for the current OTel span; reads nothing (W3C does)."""
 
-    def extract(self, carrier: CarrierT, context: Context | None = None,
-                getter: Getter[CarrierT] = default_getter) -> Context:
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
         from opentelemetry.context import get_current
 
         return context if context is not None else get_current()
 
-    def inject(self, carrier: CarrierT, context: Context | None = None,
-               setter: Setter[CarrierT] = default_setter) -> None:
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
         span_context = trace.get_current_span(context).get_span_context()
         if not span_context.is_valid:
             return
         sampled = "1" if span_context.trace_flags.sampled else "0"
-        setter.set(carrier, SENTRY_TRACE_HEADER,
-                   f"{span_context.trace_id:032x}-{span_context.span_id:016x}-{sampled}")
+        setter.set(
+            carrier,
+            SENTRY_TRACE_HEADER,
+            f"{span_context.trace_id:032x}-{span_context.span_id:016x}-{sampled}",
+        )
 
     @property
     def fields(self) -> set[str]:

@@ -20,11 +20,10 @@ import signal
 import sys
 import threading
 
+from django.core.exceptions import ImproperlyConfigured
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
-
-from django.core.exceptions import ImproperlyConfigured
 
 from .config import Config, ConfigError, load_config
 from .resource import build_resource
@@ -209,5 +208,8 @@ def setup_django() -> Config:
         if config.metrics_enabled:
             instrument_metrics(config)
         setup_sentry(config)
+        from .celery import instrument_celery
+
+        instrument_celery(config)
         _django_ready = True
         return config

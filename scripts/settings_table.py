@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from otel_django.config import SETTINGS  # noqa: E402
+from otel_django.config import SETTINGS
 
 
 def default_text(value: object) -> str:
@@ -21,7 +21,10 @@ def default_text(value: object) -> str:
 
 
 def table() -> str:
-    rows = ["| `OTEL_DJANGO` key | Environment (first wins) | Default | Meaning |", "|---|---|---|---|"]
+    rows = [
+        "| `OTEL_DJANGO` key | Environment (first wins) | Default | Meaning |",
+        "|---|---|---|---|",
+    ]
     for setting in SETTINGS:
         env = "<br>".join(f"`{name}`" for name in setting.env_names)
         doc = setting.doc.replace("|", "\\|")

@@ -19,7 +19,14 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-SPAN_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+SPAN_KINDS = {
+    0: "UNSPECIFIED",
+    1: "INTERNAL",
+    2: "SERVER",
+    3: "CLIENT",
+    4: "PRODUCER",
+    5: "CONSUMER",
+}
 
 
 def any_value(value: AnyValue) -> Any:
@@ -74,7 +81,7 @@ class OTLPReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -167,9 +174,7 @@ class OTLPReceiver:
                         )
                     )
 
-    def wait_for(
-        self, predicate: Callable[[OTLPReceiver], bool], timeout: float = 15.0
-    ) -> bool:
+    def wait_for(self, predicate: Callable[[OTLPReceiver], bool], timeout: float = 15.0) -> bool:
         """Waits until ``predicate(self)`` holds; returns whether it did."""
         deadline = time.monotonic() + timeout
         with self._cond:

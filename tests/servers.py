@@ -1,4 +1,4 @@
-"""Running the demo as a real server process (runserver, gunicorn, under opentelemetry-instrument)."""
+"""The demo as a real server process: runserver or gunicorn, optionally under the wrapper."""
 
 from __future__ import annotations
 
@@ -37,8 +37,14 @@ def seeded_database(directory: Path) -> Path:
     if not path.exists():
         env = demo_env(path, OTEL_TRACES_EXPORTER="none", OTEL_DJANGO_LOGGING_ENABLED="false")
         for command in (["migrate", "--no-input"], ["seed_demo"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=DEMO, env=env, check=True,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                [sys.executable, "manage.py", *command],
+                cwd=DEMO,
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
     return path
 
 
@@ -51,7 +57,9 @@ def copy_database(seeded: Path, directory: Path) -> Path:
 class Server:
     """A server subprocess with its stdout and stderr kept in files."""
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], port: int, logs: Path) -> None:
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], port: int, logs: Path
+    ) -> None:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         logs.mkdir(parents=True, exist_ok=True)
@@ -60,7 +68,11 @@ class Server:
         self._stdout = self.stdout_path.open("wb")
         self._stderr = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
-            list(command), cwd=DEMO, env=dict(env), stdout=self._stdout, stderr=self._stderr,
+            list(command),
+            cwd=DEMO,
+            env=dict(env),
+            stdout=self._stdout,
+            stderr=self._stderr,
             start_new_session=True,
         )
 
@@ -68,7 +80,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.stderr()}")
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}:\n{self.stderr()}"
+                )
             try:
                 with urllib.request.urlopen(self.base_url + path, timeout=2):
                     return
@@ -78,10 +92,12 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.stderr()}")
 
-    def get(self, path: str, headers: Mapping[str, str] | None = None,
-            method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base_url + path, headers=dict(headers or {}),
-                                         method=method)
+    def get(
+        self, path: str, headers: Mapping[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(
+            self.base_url + path, headers=dict(headers or {}), method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, dict(response.headers), response.read()
@@ -114,11 +130,29 @@ def runserver(port: int, env: Mapping[str, str], logs: Path, instrument: bool = 
     return Server(command, env, port, logs)
 
 
-def gunicorn(port: int, env: Mapping[str, str], logs: Path, workers: int = 4,
-             preload: bool = False, instrument: bool = False, extra: Sequence[str] = ()) -> Server:
-    command = [str(BIN / "gunicorn"), "demo.wsgi", "-b", f"127.0.0.1:{port}",
-               "--workers", str(workers), "-c", "python:otel_django.gunicorn",
-               "--graceful-timeout", "20", "--no-control-socket", *extra]
+def gunicorn(
+    port: int,
+    env: Mapping[str, str],
+    logs: Path,
+    workers: int = 4,
+    preload: bool = False,
+    instrument: bool = False,
+    extra: Sequence[str] = (),
+) -> Server:
+    command = [
+        str(BIN / "gunicorn"),
+        "demo.wsgi",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "-c",
+        "python:otel_django.gunicorn",
+        "--graceful-timeout",
+        "20",
+        "--no-control-socket",
+        *extra,
+    ]
     if preload:
         command.append("--preload")
     if instrument:

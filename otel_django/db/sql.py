@@ -35,7 +35,7 @@ BACKSLASH_DIALECTS = frozenset({"mysql", "mariadb"})
 _COMMON = r"""
  (?P<ws>\s+)
 |(?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
-|(?P<dollar>\$(?P<tag>[^\W\d]\w*)?\$.*?(?:\$(?P=tag)\$|\Z))
+|(?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z))
 |(?P<placeholder>%\([^)]{0,64}\)s|%s|\$\d+|\?|(?<!:):[^\W\d]\w*)
 |(?P<percent>%%)
 |(?P<number>0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)

@@ -9,6 +9,7 @@ streamed), ``client.address`` and, with ``LOG_USER_ID``, ``user.id``. Level: ``w
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 
 import structlog
@@ -35,12 +36,10 @@ def client_address(request: HttpRequest, trust_x_forwarded_for: bool) -> str | N
 
 
 def _user_id(request: HttpRequest) -> str | None:
-    try:
+    with contextlib.suppress(Exception):  # a session backend that is down, say
         user = getattr(request, "user", None)  # may load the session and the user
         if user is not None and user.is_authenticated:
             return str(user.pk)
-    except Exception:
-        pass
     return None
 
 
@@ -62,10 +61,8 @@ class AccessLog:
         response_size: int | None,
     ) -> None:
         """Writes the line; a failure here never reaches the response."""
-        try:
+        with contextlib.suppress(Exception):
             self._log(request, method, route, status, duration_ms, response_size)
-        except Exception:
-            pass
 
     def _log(
         self,

@@ -11,40 +11,52 @@ pipeline exists: until then the processor passes lines through untouched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
 from opentelemetry._logs import Logger as APILogger
+from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import export as _log_export
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, WrappedLogger
 
 from ..config import Config
 
-try:
-    from opentelemetry.sdk._logs.export import LogRecordExportResult as ExportResult
-except ImportError:  # pragma: no cover - SDKs before the rename
-    from opentelemetry.sdk._logs.export import (  # type: ignore[attr-defined,no-redef]
-        LogExportResult as ExportResult,
-    )
+# The newer name; the older one is deprecated.
+ExportResult: Any = (
+    getattr(_log_export, "LogRecordExportResult", None) or _log_export.LogExportResult
+)
 
 logger = logging.getLogger("otel_django.export")
 
 RETRY_AFTER_S = 5.0
 REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 _SEVERITY = {
-    "debug": SeverityNumber.DEBUG, "info": SeverityNumber.INFO, "warning": SeverityNumber.WARN,
-    "error": SeverityNumber.ERROR, "critical": SeverityNumber.FATAL,
+    "debug": SeverityNumber.DEBUG,
+    "info": SeverityNumber.INFO,
+    "warning": SeverityNumber.WARN,
+    "error": SeverityNumber.ERROR,
+    "critical": SeverityNumber.FATAL,
 }
 # Carried by the record itself (body, severity, ids) or by the resource (service.name).
 _NOT_ATTRIBUTES = frozenset(
-    {"timestamp", "level", "logger", "event", "trace_id", "span_id", "service.name",
-     "exception", "exc_info"}
+    {
+        "timestamp",
+        "level",
+        "logger",
+        "event",
+        "trace_id",
+        "span_id",
+        "service.name",
+        "exception",
+        "exc_info",
+    }
 )
 # The exporters' own complaints must not be exported: a failing export would feed itself.
 _NOT_EXPORTED_LOGGERS = ("opentelemetry", "otel_django.export")
@@ -90,14 +102,15 @@ class GuardedOTLPLogExporter:
                     logger.warning(
                         "log export to %s failed; log records are dropped until it answers "
                         "(retrying every %.0f s). stdout lines are not affected.",
-                        self.endpoint, RETRY_AFTER_S,
+                        self.endpoint,
+                        RETRY_AFTER_S,
                     )
                 self._next_attempt = time.monotonic() + RETRY_AFTER_S
             self._failing = not ok
         return result
 
     def shutdown(self) -> None:
-        self._exporter.shutdown()
+        self._exporter.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self._exporter.force_flush(timeout_millis))
@@ -131,10 +144,8 @@ def export_processor(wrapped: WrappedLogger, method_name: str, event_dict: Event
     name = event_dict.get("logger") or "otel_django"
     if not isinstance(name, str) or name.startswith(_NOT_EXPORTED_LOGGERS):
         return event_dict
-    try:
+    with contextlib.suppress(Exception):  # telemetry never breaks the line, let alone the app
         _emit(provider, name, event_dict)
-    except Exception:  # telemetry never breaks the line, let alone the app
-        pass
     return event_dict
 
 
@@ -172,8 +183,12 @@ def _attribute_value(value: object) -> Any:
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**63 else str(value)
-    if isinstance(value, (list, tuple)) and value and all(type(v) is type(value[0]) for v in value) \
-            and isinstance(value[0], (str, bool, int, float)):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(type(v) is type(value[0]) for v in value)
+        and isinstance(value[0], (str, bool, int, float))
+    ):
         return tuple(value)
     if value is None:
         return "None"
@@ -192,8 +207,10 @@ def exception_attributes(exception: object) -> dict[str, str]:
     for stack in reversed(exception):
         lines.append("Traceback (most recent call last):")
         for frame in stack.get("frames", ()):
-            lines.append(f'  File "{frame.get("filename")}", line {frame.get("lineno")}, '
-                         f'in {frame.get("name")}')
+            lines.append(
+                f'  File "{frame.get("filename")}", line {frame.get("lineno")}, '
+                f"in {frame.get('name')}"
+            )
         lines.append(f"{stack.get('exc_type')}: {stack.get('exc_value')}")
     first = exception[0]
     return {

@@ -8,6 +8,7 @@ same :class:`LineWriter`, so lines from both never interleave.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -125,15 +126,15 @@ else:  # pragma: no cover
 
 def render_json(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
     """One JSON object and a newline. Whatever the values, it returns a valid line."""
-    try:
+    with contextlib.suppress(Exception):
         return _dumps(event_dict)
-    except Exception:
-        pass
     try:  # orjson refuses what json accepts: integers beyond 64 bits, say
         return _dumps_stdlib(event_dict)
     except Exception as exc:  # a reference cycle
-        safe = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)[:200]
-                for k, v in event_dict.items()}
+        safe = {
+            k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)[:200]
+            for k, v in event_dict.items()
+        }
         safe["log_render_error"] = type(exc).__name__
         return _dumps_stdlib(safe)
 
@@ -142,14 +143,16 @@ def with_newline(renderer: Processor) -> Processor:
     """Console renderers return the line without its end."""
 
     def render(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
-        return f"{renderer(wrapped, method_name, event_dict)}\n"
+        return str(renderer(wrapped, method_name, event_dict)) + "\n"
 
     return render
 
 
 # Attributes every LogRecord has; the others came through ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message", "asctime", "taskName",
+    "message",
+    "asctime",
+    "taskName",
 }
 _REQUEST_LINE = re.compile(r"^(\S+ [^?\s]*)\?(\S*)( HTTP/[0-9.]+)$")
 
@@ -163,7 +166,7 @@ class PipelineHandler(logging.Handler):
         self.writer = writer
         self._redactor = redactor
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: the writer serialises lines, and the processors are re-entrant.
         if self.filters and not self.filter(record):
             return False
@@ -190,8 +193,11 @@ class PipelineHandler(logging.Handler):
             message = f"{record.msg!s} {record.args!r}"
         if record.name == "django.server":
             message = self._redact_request_line(record, message)
-        event_dict: dict[str, Any] = {"event": message, "logger": record.name,
-                                      "_created": record.created}
+        event_dict: dict[str, Any] = {
+            "event": message,
+            "logger": record.name,
+            "_created": record.created,
+        }
         attributes = record.__dict__
         extra = attributes.keys() - _RECORD_ATTRIBUTES
         if extra:
@@ -221,6 +227,6 @@ class PipelineHandler(logging.Handler):
             return message
         redacted = f"{match.group(1)}?{query}{match.group(3)}"
         try:
-            return record.msg % (redacted, *args[1:])  # type: ignore[no-any-return]
+            return str(record.msg % (redacted, *args[1:]))
         except Exception:
             return message.replace(args[0], redacted)

@@ -20,13 +20,29 @@ from ..redaction import REDACTED, Redactor
 
 # structlog method names and stdlib level names, lowercased, to the one level vocabulary.
 _LEVELS = {
-    "debug": "debug", "info": "info", "msg": "info", "warning": "warning", "warn": "warning",
-    "error": "error", "exception": "error", "critical": "critical", "fatal": "critical",
+    "debug": "debug",
+    "info": "info",
+    "msg": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "critical",
+    "fatal": "critical",
 }
 # Keys the pipeline itself sets: never redacted, never escaped.
 CORE_KEYS = frozenset(
-    {"timestamp", "level", "logger", "event", "request_id", "trace_id", "span_id",
-     "service.name", "exception"}
+    {
+        "timestamp",
+        "level",
+        "logger",
+        "event",
+        "request_id",
+        "trace_id",
+        "span_id",
+        "service.name",
+        "exception",
+    }
 )
 
 _second_text: tuple[int, str] = (-1, "")
@@ -77,7 +93,9 @@ def core_fields(service_name: str) -> Processor:
     """
     levels = _LEVELS
 
-    def add_core_fields(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    def add_core_fields(
+        wrapped: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> EventDict:
         created = event_dict.pop("_created", None)
         name = event_dict.pop("logger", None) or getattr(wrapped, "name", None)
         out: dict[str, Any] = {
@@ -112,15 +130,17 @@ def exc_info_tuple(value: object) -> ExcInfo | None:
     if isinstance(value, BaseException):
         return type(value), value, value.__traceback__
     if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):
-        return value  # type: ignore[return-value]
+        return value
     if value:
         info = sys.exc_info()
         if info[1] is not None:
-            return info  # type: ignore[return-value]
+            return info
     return None
 
 
-def structured_exception(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+def structured_exception(
+    wrapped: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
     """``exc_info`` → ``exception``: a list (the raised exception, then its causes) of
     ``{exc_type, exc_value, exc_notes, syntax_error, is_cause, is_group, frames: [{filename,
     lineno, name}]}``. Never the frames' local variables: they may hold secrets."""
@@ -133,8 +153,9 @@ def structured_exception(wrapped: WrappedLogger, method_name: str, event_dict: E
     try:
         event_dict["exception"] = _transform_exception(info)
     except Exception:  # an exception whose str() raises, a broken traceback...
-        event_dict["exception"] = [{"exc_type": info[0].__name__, "exc_value": "<unprintable>",
-                                    "frames": []}]
+        event_dict["exception"] = [
+            {"exc_type": info[0].__name__, "exc_value": "<unprintable>", "frames": []}
+        ]
     return event_dict
 
 
@@ -168,7 +189,9 @@ def escape_text(text: str) -> str:
     return _CONTROL.sub(_escape_char, text)
 
 
-def escape_control_characters(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+def escape_control_characters(
+    wrapped: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
     """For the console format: user input cannot start a new line or send terminal codes."""
     for key, value in event_dict.items():
         if isinstance(value, str) and key != "exception":
@@ -205,5 +228,4 @@ def import_processor(path: str) -> Processor:
         target = target()
     if not callable(target):
         raise TypeError(f"{path!r} is not callable")
-    return guarded(target)  # type: ignore[arg-type]
-
+    return guarded(target)

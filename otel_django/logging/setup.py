@@ -37,8 +37,13 @@ from .processors import (
     structured_exception,
 )
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR, "critical": logging.CRITICAL}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 _lock = threading.Lock()
 _handler: PipelineHandler | None = None
 
@@ -125,7 +130,8 @@ def _remove_console_handlers(exporting: bool) -> None:
     """Handlers that print lines of their own would break one-JSON-object-per-line."""
     loggers: list[logging.Logger] = [logging.getLogger()]
     loggers.extend(
-        lg for lg in list(logging.Logger.manager.loggerDict.values())
+        lg
+        for lg in list(logging.Logger.manager.loggerDict.values())
         if isinstance(lg, logging.Logger)
     )
     for lg in loggers:

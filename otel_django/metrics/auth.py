@@ -73,14 +73,18 @@ class _SecretFile:
                     self._value = value if 0 < len(value) <= MAX_HEADER_LENGTH else None
                     self._key = key
                     if self._value is None:
-                        logger.error("metrics password file %s is empty or too long: "
-                                     "/metrics refuses every scrape", self.path)
+                        logger.error(
+                            "metrics password file %s is empty or too long: "
+                            "/metrics refuses every scrape",
+                            self.path,
+                        )
                 self._failing = False
                 return self._value
         except OSError as exc:
             if not self._failing:
-                logger.error("metrics password file cannot be read (%s): /metrics refuses "
-                             "every scrape", exc)
+                logger.error(
+                    "metrics password file cannot be read (%s): /metrics refuses every scrape", exc
+                )
                 self._failing = True
             return None
 
@@ -96,7 +100,8 @@ def expected_password(config: Config) -> bytes | None:
             secret = _files.get(config.metrics_password_file)
             if secret is None:
                 secret = _files[config.metrics_password_file] = _SecretFile(
-                    config.metrics_password_file)
+                    config.metrics_password_file
+                )
         return secret.read()
     if config.metrics_password:
         return config.metrics_password.encode()
@@ -116,8 +121,9 @@ def client_address(meta: Mapping[str, object], trust_x_forwarded_for: bool) -> s
     return remote.strip() if isinstance(remote, str) else ""
 
 
-def client_allowed(meta: Mapping[str, object], networks: Sequence[Network],
-                   trust_x_forwarded_for: bool) -> bool:
+def client_allowed(
+    meta: Mapping[str, object], networks: Sequence[Network], trust_x_forwarded_for: bool
+) -> bool:
     if not networks:
         return True
     try:

@@ -30,8 +30,9 @@ def install(limit: int) -> bool:
     try:
         from opentelemetry.sdk.metrics._internal import _view_instrument_match as vim
     except ImportError:
-        logger.warning("this opentelemetry-sdk has no known metric stream class: "
-                       "no cardinality limit")
+        logger.warning(
+            "this opentelemetry-sdk has no known metric stream class: no cardinality limit"
+        )
         return False
     cls = vim._ViewInstrumentMatch
     hash_attributes = getattr(vim, "_hash_attributes", None)
@@ -40,14 +41,16 @@ def install(limit: int) -> bool:
         if _original is not None:
             return True
         if hash_attributes is None or not callable(getattr(cls, "consume_measurement", None)):
-            logger.warning("this opentelemetry-sdk is not the one otel_django knows: "
-                           "no cardinality limit")
+            logger.warning(
+                "this opentelemetry-sdk is not the one otel_django knows: no cardinality limit"
+            )
             return False
         original: Callable[..., None] = cls.consume_measurement
         overflow_key = hash_attributes(OVERFLOW_ATTRIBUTES)
 
-        def consume_measurement(self: Any, measurement: Any,
-                                should_sample_exemplar: bool = True) -> None:
+        def consume_measurement(
+            self: Any, measurement: Any, should_sample_exemplar: bool = True
+        ) -> None:
             aggregations = getattr(self, "_attributes_aggregation", None)
             if aggregations is None or len(aggregations) < _limit - 1:
                 original(self, measurement, should_sample_exemplar)
@@ -61,7 +64,7 @@ def install(limit: int) -> bool:
                 measurement = _with_attributes(measurement, OVERFLOW_ATTRIBUTES)
             original(self, measurement, should_sample_exemplar)
 
-        cls.consume_measurement = consume_measurement
+        cls.consume_measurement = consume_measurement  # type: ignore[method-assign]
         _original = original
     return True
 

@@ -13,7 +13,7 @@ import itertools
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
@@ -35,7 +35,6 @@ TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 HistogramValue = list[Any]  # [count, sum, bucket_counts]
-PointValue = Union[float, HistogramValue]
 
 
 @dataclasses.dataclass(slots=True)
@@ -108,8 +107,11 @@ class Snapshotter:
                             prom_name, kind, metric.description or "", merge
                         )
                     elif family.kind != kind:
-                        logger.warning("metric %s is defined twice with different types; "
-                                       "the second is left out", prom_name)
+                        logger.warning(
+                            "metric %s is defined twice with different types; "
+                            "the second is left out",
+                            prom_name,
+                        )
                         continue
                     points = family.points
                     label = self._label
@@ -121,15 +123,19 @@ class Snapshotter:
                             elif bounds != family.bounds:
                                 continue
                             key = label(point.attributes)
-                            value = [point.count, point.sum, point.bucket_counts]  # type: ignore[union-attr]
+                            hist: HistogramValue = [
+                                point.count,  # type: ignore[union-attr]
+                                point.sum,  # type: ignore[union-attr]
+                                point.bucket_counts,  # type: ignore[union-attr]
+                            ]
                             if key in points:
-                                value = add_histogram(points[key], value)
-                            points[key] = value
+                                hist = add_histogram(points[key], hist)
+                            points[key] = hist
                     else:
                         for point in metric.data.data_points:
                             key = label(point.attributes)
-                            value = point.value  # type: ignore[union-attr]
-                            points[key] = points[key] + value if key in points else value
+                            number = point.value  # type: ignore[union-attr]
+                            points[key] = points[key] + number if key in points else number
                     seen += len(points)
         if len(self._labels) > 2 * seen + 1000:
             self._labels.clear()
@@ -144,11 +150,12 @@ class Snapshotter:
 
 
 def add_histogram(a: HistogramValue, b: HistogramValue) -> HistogramValue:
-    return [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2])]]
+    return [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)]]
 
 
-def merge_into(target: dict[str, Family], source: Mapping[str, Family],
-               merges: Iterable[str], limit: int) -> None:
+def merge_into(
+    target: dict[str, Family], source: Mapping[str, Family], merges: Iterable[str], limit: int
+) -> None:
     """Adds ``source``'s families of the given merge kinds into ``target``.
 
     A family never holds more than ``limit`` series: label sets beyond it are added to the
@@ -160,34 +167,47 @@ def merge_into(target: dict[str, Family], source: Mapping[str, Family],
             continue
         into = target.get(name)
         if into is None:
-            into = target[name] = Family(family.name, family.kind, family.help, family.merge,
-                                         family.bounds)
+            into = target[name] = Family(
+                family.name, family.kind, family.help, family.merge, family.bounds
+            )
         elif into.kind != family.kind or into.bounds != family.bounds:
-            logger.warning("metric %s differs between workers; one worker's series are left out",
-                           name)
+            logger.warning(
+                "metric %s differs between workers; one worker's series are left out", name
+            )
             continue
         points = into.points
         histogram = family.kind == HISTOGRAM
         for key, value in family.points.items():
             if key not in points and len(points) >= limit - 1 and key != OVERFLOW_LABELS:
                 key = OVERFLOW_LABELS
-            if key in points:
-                points[key] = add_histogram(points[key], value) if histogram else points[key] + value
-            else:
+            if key not in points:
                 points[key] = [value[0], value[1], list(value[2])] if histogram else value
+            elif histogram:
+                points[key] = add_histogram(points[key], value)
+            else:
+                points[key] += value
 
 
 # -- JSON form, exchanged between the workers of one server
 
 
-def to_json(snapshot: Snapshot, merges: Iterable[str] = (ALL, LIVE, LOCAL),
-            merged: list[str] | None = None) -> bytes:
+def to_json(
+    snapshot: Snapshot, merges: Iterable[str] = (ALL, LIVE, LOCAL), merged: list[str] | None = None
+) -> bytes:
     wanted = frozenset(merges)
     families = [
-        [f.name, f.kind, f.help, f.merge, list(f.bounds),
-         {k: [v[0], v[1], list(v[2])] for k, v in f.points.items()}
-         if f.kind == HISTOGRAM else f.points]
-        for f in snapshot.families.values() if f.merge in wanted
+        [
+            f.name,
+            f.kind,
+            f.help,
+            f.merge,
+            list(f.bounds),
+            {k: [v[0], v[1], list(v[2])] for k, v in f.points.items()}
+            if f.kind == HISTOGRAM
+            else f.points,
+        ]
+        for f in snapshot.families.values()
+        if f.merge in wanted
     ]
     document: dict[str, object] = {"v": 1, "resource": snapshot.resource, "families": families}
     if merged is not None:
@@ -212,14 +232,23 @@ def from_json(raw: bytes) -> Snapshot:
         if not isinstance(item, list) or len(item) != 6:
             raise ValueError("malformed family")
         name, kind, help_, merge, bounds, points = item
-        if not (isinstance(name, str) and kind in (COUNTER, GAUGE, HISTOGRAM)
-                and isinstance(help_, str) and merge in (ALL, LIVE, LOCAL)
-                and isinstance(bounds, list) and isinstance(points, dict)):
+        if not (
+            isinstance(name, str)
+            and kind in (COUNTER, GAUGE, HISTOGRAM)
+            and isinstance(help_, str)
+            and merge in (ALL, LIVE, LOCAL)
+            and isinstance(bounds, list)
+            and isinstance(points, dict)
+        ):
             raise ValueError("malformed family")
-        for key, value in points.items():
+        for value in points.values():
             if kind == HISTOGRAM:
-                if not (isinstance(value, list) and len(value) == 3
-                        and isinstance(value[2], list) and len(value[2]) == len(bounds) + 1):
+                if not (
+                    isinstance(value, list)
+                    and len(value) == 3
+                    and isinstance(value[2], list)
+                    and len(value[2]) == len(bounds) + 1
+                ):
                     raise ValueError(f"malformed histogram point in {name}")
             elif not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ValueError(f"malformed point in {name}")
@@ -238,8 +267,12 @@ class Renderer:
         self._prefixes: dict[tuple[str, str], str] = {}
         self._templates: dict[tuple[str, tuple[float, ...], str], str] = {}
 
-    def render(self, snapshot: Snapshot, openmetrics: bool = False,
-               resource_labels: Mapping[str, str] | None = None) -> bytes:
+    def render(
+        self,
+        snapshot: Snapshot,
+        openmetrics: bool = False,
+        resource_labels: Mapping[str, str] | None = None,
+    ) -> bytes:
         out: list[str] = []
         append = out.append
         resource = snapshot.resource if resource_labels is None else resource_labels
@@ -277,8 +310,9 @@ class Renderer:
             name = family.name
             if openmetrics and family.kind == COUNTER:
                 name = name[: -len("_total")]
-            help_line = f"# HELP {name} {escape_help(family.help, openmetrics)}\n" \
-                if family.help else ""
+            help_line = (
+                f"# HELP {name} {escape_help(family.help, openmetrics)}\n" if family.help else ""
+            )
             header = self._headers[key] = f"{help_line}# TYPE {name} {family.kind}\n"
         return header
 

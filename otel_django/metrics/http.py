@@ -13,21 +13,25 @@ SIZE_BUCKETS = (0, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 class HttpServerMetrics:
     def __init__(self, meter: Meter) -> None:
         self.duration = meter.create_histogram(
-            "http.server.request.duration", unit="s",
+            "http.server.request.duration",
+            unit="s",
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
         self.active = meter.create_up_down_counter(
-            "http.server.active_requests", unit="{request}",
+            "http.server.active_requests",
+            unit="{request}",
             description="Number of active HTTP server requests.",
         )
         self.request_size = meter.create_histogram(
-            "http.server.request.body.size", unit="By",
+            "http.server.request.body.size",
+            unit="By",
             description="Size of HTTP server request bodies.",
             explicit_bucket_boundaries_advisory=list(SIZE_BUCKETS),
         )
         self.response_size = meter.create_histogram(
-            "http.server.response.body.size", unit="By",
+            "http.server.response.body.size",
+            unit="By",
             description="Size of HTTP server response bodies.",
             explicit_bucket_boundaries_advisory=list(SIZE_BUCKETS),
         )

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import threading
+
+from opentelemetry import metrics
+
+from .. import __version__
 from ..config import Config
+
+_lock = threading.Lock()
+_done = False
 
 
 def instrument(config: Config) -> None:
     """Installs the Django-side metric instruments. Idempotent."""
+    global _done
+    with _lock:
+        if _done or not config.metrics_enabled:
+            return
+        _done = True
+    from .cache import instrument_caches
+    from .migrations import instrument_migrations
+    from .pools import instrument_pools, instrument_sqlalchemy
+    from .process import instrument_process
+
+    meter = metrics.get_meter("otel_django", __version__)
+    instrument_caches(meter)
+    instrument_pools(meter)
+    instrument_sqlalchemy(meter)
+    instrument_process(meter)
+    instrument_migrations(meter)

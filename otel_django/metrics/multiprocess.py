@@ -110,14 +110,17 @@ class Exchange:
         _prepare_directory(self.directory)
         path = str(self.socket_path)
         if len(path.encode()) > _SOCKET_PATH_MAX:
-            raise OSError(f"socket path {path} is too long for a unix socket: "
-                          "choose a shorter METRICS_MULTIPROCESS_DIR")
+            raise OSError(
+                f"socket path {path} is too long for a unix socket: "
+                "choose a shorter METRICS_MULTIPROCESS_DIR"
+            )
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(path)
         server.listen(16)
         self._server = server
-        threading.Thread(target=self._serve, name="otel_django-metrics-exchange",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._serve, name="otel_django-metrics-exchange", daemon=True
+        ).start()
 
     def _owned(self) -> bool:
         return os.getpid() == self._pid and self._server is not None
@@ -237,8 +240,9 @@ class Exchange:
                 resources.append(snapshot.resource)
             archive = self._update_archive(counted)
             merge_into(merged, archive.families, (ALL,), self._limit)
-        common = {k: v for k, v in resources[0].items()
-                  if all(r.get(k) == v for r in resources[1:])}
+        common = {
+            k: v for k, v in resources[0].items() if all(r.get(k) == v for r in resources[1:])
+        }
         return Snapshot(merged, common)
 
     def _ask(self, path: Path, deadline: float) -> bytes | None:
@@ -277,11 +281,14 @@ class Exchange:
                 archive = from_json(raw)
                 merged_ids = set(_merged_ids(raw))
             except ValueError:
-                logger.error("metrics exchange: %s is corrupt; exited workers' totals are lost",
-                             archive_path)
+                logger.error(
+                    "metrics exchange: %s is corrupt; exited workers' totals are lost", archive_path
+                )
         exited = [
-            path for path in self.directory.glob("*.json")
-            if path.name != ARCHIVE and path.stem not in counted
+            path
+            for path in self.directory.glob("*.json")
+            if path.name != ARCHIVE
+            and path.stem not in counted
             and not (self.directory / f"{path.stem}.sock").exists()
         ]
         if not exited:
@@ -299,8 +306,13 @@ class Exchange:
             merged_ids.add(path.stem)
         tmp = self.directory / ".archive.tmp"
         try:
-            tmp.write_bytes(to_json(archive, (ALL,), merged=sorted(
-                m for m in merged_ids if (self.directory / f"{m}.json").exists())))
+            tmp.write_bytes(
+                to_json(
+                    archive,
+                    (ALL,),
+                    merged=sorted(m for m in merged_ids if (self.directory / f"{m}.json").exists()),
+                )
+            )
             os.replace(tmp, archive_path)
         except OSError:
             logger.warning("metrics exchange: cannot save %s", archive_path, exc_info=True)

@@ -26,21 +26,27 @@ def build_meter_provider(config: Config, resource: Resource) -> MeterProvider:
     global _pipeline
     cardinality.install(config.metrics_cardinality_limit)
     reader = ScrapeReader()
-    views = [View(instrument_name=name, aggregation=DropAggregation())
-             for name in DROPPED_INSTRUMENTS]
+    views = [
+        View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
+    ]
     # Exemplars are not exposed on /metrics; sampling them costs every measurement in a trace.
-    exemplar_filter = None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") \
-        else AlwaysOffExemplarFilter()
-    provider = MeterProvider(resource=resource, metric_readers=[reader], views=views,
-                             exemplar_filter=exemplar_filter)
+    exemplar_filter = (
+        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
+    )
+    provider = MeterProvider(
+        resource=resource, metric_readers=[reader], views=views, exemplar_filter=exemplar_filter
+    )
     pipeline = Pipeline(reader, config.metrics_cardinality_limit)
     if multiprocess.wanted(config.metrics_multiprocess_dir, config.prefork):
         directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
         try:
             pipeline.start_exchange(directory)
         except OSError as exc:
-            logger.error("metrics of this worker cannot be merged with the other workers' (%s): "
-                         "each scrape shows only the worker that answers it", exc)
+            logger.error(
+                "metrics of this worker cannot be merged with the other workers' (%s): "
+                "each scrape shows only the worker that answers it",
+                exc,
+            )
     _pipeline = pipeline
     return provider
 

@@ -17,8 +17,9 @@ class ScrapeReader(MetricReader):
         self._lock = threading.Lock()
         self._on_shutdown: list[Callable[[], None]] = []
 
-    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-                         **kwargs: object) -> None:
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> None:
         self._latest = metrics_data
 
     def scrape(self) -> MetricsData | None:

@@ -84,8 +84,7 @@ def metrics(request: HttpRequest) -> HttpResponseBase:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     meta = request.META
-    if not auth.client_allowed(meta, config.metrics_allowed_networks,
-                               config.trust_x_forwarded_for):
+    if not auth.client_allowed(meta, config.metrics_allowed_networks, config.trust_x_forwarded_for):
         return HttpResponseForbidden("forbidden\n", content_type="text/plain")
     password = auth.expected_password(config)
     if password is None or not auth.check_basic_auth(
@@ -94,8 +93,11 @@ def metrics(request: HttpRequest) -> HttpResponseBase:
         return _unauthorized()
     pipeline = provider.pipeline()
     if pipeline is None:
-        return HttpResponse("otel_django does not collect metrics in this process\n",
-                            status=503, content_type="text/plain")
+        return HttpResponse(
+            "otel_django does not collect metrics in this process\n",
+            status=503,
+            content_type="text/plain",
+        )
     accept = meta.get("HTTP_ACCEPT", "")
     openmetrics = isinstance(accept, str) and wants_openmetrics(accept)
     try:

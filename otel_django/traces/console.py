@@ -18,8 +18,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 MAX_PENDING_TRACES = 1000
 _SHOWN_ATTRIBUTES = (
-    "http.route", "http.response.status_code", "db.system.name", "db.query.text",
-    "otel_django.db.slow", "otel_django.request_id", "error.type",
+    "http.route",
+    "http.response.status_code",
+    "db.system.name",
+    "db.query.text",
+    "otel_django.db.slow",
+    "otel_django.request_id",
+    "error.type",
 )
 
 
@@ -74,10 +79,13 @@ def render_tree(spans: Sequence[ReadableSpan]) -> str:
         kind = "" if span.kind is SpanKind.INTERNAL else f" [{span.kind.name.lower()}]"
         error = " ERROR" if span.status.status_code is StatusCode.ERROR else ""
         details = " ".join(
-            f"{key}={span.attributes[key]!r}" for key in _SHOWN_ATTRIBUTES
+            f"{key}={span.attributes[key]!r}"
+            for key in _SHOWN_ATTRIBUTES
             if span.attributes and key in span.attributes
         )
-        lines.append(f"{'  ' * depth}{span.name}{kind} {duration_ms:.2f} ms{error}  {details}".rstrip())
+        lines.append(
+            f"{'  ' * depth}{span.name}{kind} {duration_ms:.2f} ms{error}  {details}".rstrip()
+        )
         for event in span.events:
             lines.append(f"{'  ' * (depth + 1)}* {event.name} {dict(event.attributes or {})}")
         if span.context is not None:

@@ -58,13 +58,14 @@ class GuardedOTLPSpanExporter(SpanExporter):
                     logger.warning(
                         "span export to %s failed; spans are dropped until it answers "
                         "(retrying every %.0f s). The application is not affected.",
-                        self.endpoint, RETRY_AFTER_S,
+                        self.endpoint,
+                        RETRY_AFTER_S,
                     )
                 self._next_attempt = time.monotonic() + RETRY_AFTER_S
         return result
 
     def shutdown(self) -> None:
-        self._exporter.shutdown()
+        self._exporter.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._exporter.force_flush(timeout_millis)

@@ -38,7 +38,10 @@ def test_precedence_standard_env_then_prefixed_env_then_settings_then_default() 
     settings = {"SERVICE_NAME": "from-settings", "SLOW_QUERY_MS": 250, "TRACES_EXPORTER": "none"}
     config = load_config({}, settings)
     assert (config.service_name, config.slow_query_ms, config.traces_exporter) == (
-        "from-settings", 250.0, "none")
+        "from-settings",
+        250.0,
+        "none",
+    )
     assert config.from_settings == {"SERVICE_NAME", "SLOW_QUERY_MS", "TRACES_EXPORTER"}
 
     env = {"OTEL_DJANGO_SERVICE_NAME": "from-prefixed-env", "OTEL_DJANGO_SLOW_QUERY_MS": "300"}
@@ -67,7 +70,9 @@ def test_resource_attributes_variable_supplies_version_and_environment() -> None
 def test_lists_and_networks_parse_from_env_and_settings() -> None:
     config = load_config({"OTEL_DJANGO_METRICS_ALLOWED_NETWORKS": "10.0.0.0/8, ::1/128"}, {})
     assert config.metrics_allowed_networks == (
-        ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     config = load_config({}, {"EXCLUDED_URLS": [r"^/internal/"]})
     assert config.excluded_urls == (r"^/internal/",)
 
@@ -117,25 +122,37 @@ def test_readme_settings_table_is_generated_from_the_settings() -> None:
 
 
 def test_system_check_reports_invalid_settings() -> None:
-    with override_settings(OTEL_DJANGO={"TRACES_SAMPLER_ARG": 2.5}):
-        with pytest.raises(SystemCheckError) as excinfo:
-            call_command("check")
+    with (
+        override_settings(OTEL_DJANGO={"TRACES_SAMPLER_ARG": 2.5}),
+        pytest.raises(SystemCheckError) as excinfo,
+    ):
+        call_command("check")
     assert "otel_django.E001" in str(excinfo.value)
     assert "TRACES_SAMPLER_ARG" in str(excinfo.value)
 
 
-def test_system_check_warns_when_metrics_have_no_password(capsys: pytest.CaptureFixture[str]) -> None:
+def test_system_check_warns_when_metrics_have_no_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with override_settings(OTEL_DJANGO={}):
         call_command("check")
     assert "otel_django.W101" in capsys.readouterr().err
 
 
 def test_startup_fails_with_a_message_naming_the_setting(tmp_path: Path) -> None:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings",
-           "DEMO_SQLITE_PATH": str(tmp_path / "db.sqlite3"), "OTEL_TRACES_SAMPLER_ARG": "2.5"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DEMO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "OTEL_TRACES_SAMPLER_ARG": "2.5",
+    }
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT / "examples" / "demo", env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT / "examples" / "demo",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr

@@ -27,9 +27,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def one_trace(receiver: OTLPReceiver, request_id: str) -> list[ReceivedSpan]:
-    assert receiver.wait_for(lambda r: any(
-        s.attributes.get("otel_django.request_id") == request_id for s in r.spans))
-    server = next(s for s in receiver.spans if s.attributes.get("otel_django.request_id") == request_id)
+    assert receiver.wait_for(
+        lambda r: any(s.attributes.get("otel_django.request_id") == request_id for s in r.spans)
+    )
+    server = next(
+        s for s in receiver.spans if s.attributes.get("otel_django.request_id") == request_id
+    )
     return receiver.trace(server.trace_id)
 
 
@@ -54,9 +57,13 @@ def assert_request_trace(spans: list[ReceivedSpan], route: str) -> ReceivedSpan:
 def test_opentelemetry_instrument_exports_one_trace_per_request(
     otlp_receiver: OTLPReceiver, seeded: Path, tmp_path: Path, app_installed: bool
 ) -> None:
-    env = demo_env(copy_database(seeded, tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
-                   OTEL_BSP_SCHEDULE_DELAY="200", REDIS_URL=REDIS_URL,
-                   DEMO_WITHOUT_OTEL_APP="" if app_installed else "1")
+    env = demo_env(
+        copy_database(seeded, tmp_path),
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        REDIS_URL=REDIS_URL,
+        DEMO_WITHOUT_OTEL_APP="" if app_installed else "1",
+    )
     server = runserver(free_port(), env, tmp_path / "logs", instrument=True)
     try:
         server.wait_ready()
@@ -77,7 +84,7 @@ def test_opentelemetry_instrument_exports_one_trace_per_request(
     (query,) = [s for s in orm_trace if s.kind == "CLIENT"]
     assert query.name.startswith("SELECT shop_product")
     assert query.attributes["db.system.name"] == "sqlite"
-    # The distro is the one that configured the process, and it skipped upstream's Django middleware.
+    # The distro configured the process and skipped upstream's Django middleware.
     assert all(s.scope != "opentelemetry.instrumentation.django" for s in otlp_receiver.spans)
     assert orm_trace[0].resource["telemetry.distro.name"] == "otel_django"
 
@@ -87,21 +94,27 @@ def test_every_gunicorn_worker_exports_and_sigterm_loses_nothing(
     otlp_receiver: OTLPReceiver, seeded: Path, tmp_path: Path, preload: bool
 ) -> None:
     # A long batch delay: spans are still queued in the workers when SIGTERM arrives.
-    env = demo_env(copy_database(seeded, tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
-                   OTEL_BSP_SCHEDULE_DELAY="60000")
+    env = demo_env(
+        copy_database(seeded, tmp_path),
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="60000",
+    )
     server = gunicorn(free_port(), env, tmp_path / "logs", workers=4, preload=preload)
     request_ids = [f"gunicorn-{preload}-{i}" for i in range(12)]
     try:
         server.wait_ready()
         # Slow requests in parallel: with 4 sync workers busy at once, every worker serves some.
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
-            results = list(pool.map(lambda rid: server.get("/slow/", {"X-Request-ID": rid}),
-                                    request_ids))
+            results = list(
+                pool.map(lambda rid: server.get("/slow/", {"X-Request-ID": rid}), request_ids)
+            )
         assert [status for status, _, _ in results] == [200] * 12
     finally:
         assert server.stop(signal.SIGTERM) == 0
-    assert otlp_receiver.wait_for(lambda r: {
-        s.attributes.get("otel_django.request_id") for s in r.spans} >= set(request_ids), timeout=20)
+    assert otlp_receiver.wait_for(
+        lambda r: {s.attributes.get("otel_django.request_id") for s in r.spans} >= set(request_ids),
+        timeout=20,
+    )
     servers = [s for s in otlp_receiver.spans if s.kind == "SERVER"]
     assert sorted(s.attributes["otel_django.request_id"] for s in servers) == sorted(request_ids)
     pids = {s.resource["process.pid"] for s in servers}
@@ -114,9 +127,12 @@ def test_every_gunicorn_worker_exports_and_sigterm_loses_nothing(
 
 def test_app_keeps_serving_when_the_collector_is_down(seeded: Path, tmp_path: Path) -> None:
     closed_port = free_port()
-    env = demo_env(copy_database(seeded, tmp_path),
-                   OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed_port}",
-                   OTEL_BSP_SCHEDULE_DELAY="50", OTEL_BSP_MAX_QUEUE_SIZE="64")
+    env = demo_env(
+        copy_database(seeded, tmp_path),
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed_port}",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_BSP_MAX_QUEUE_SIZE="64",
+    )
     server = runserver(free_port(), env, tmp_path / "logs")
     statuses: list[int] = []
     try:
@@ -136,8 +152,11 @@ def test_app_keeps_serving_when_the_collector_is_down(seeded: Path, tmp_path: Pa
 
 
 def test_console_exporter_prints_one_tree_per_request(seeded: Path, tmp_path: Path) -> None:
-    env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="console",
-                   OTEL_BSP_SCHEDULE_DELAY="50")
+    env = demo_env(
+        copy_database(seeded, tmp_path),
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+    )
     server = runserver(free_port(), env, tmp_path / "logs")
     try:
         server.wait_ready()
@@ -145,6 +164,9 @@ def test_console_exporter_prints_one_tree_per_request(seeded: Path, tmp_path: Pa
     finally:
         server.stop()
     output = server.stderr()
-    match = re.search(r"trace [0-9a-f]{32}\n  GET products/<int:pk>/ \[server\] [\d.]+ ms.*\n"
-                      r"    SELECT shop_product[\w ]* \[client\] [\d.]+ ms", output)
+    match = re.search(
+        r"trace [0-9a-f]{32}\n  GET products/<int:pk>/ \[server\] [\d.]+ ms.*\n"
+        r"    SELECT shop_product[\w ]* \[client\] [\d.]+ ms",
+        output,
+    )
     assert match, output[-3000:]

@@ -8,7 +8,6 @@ from django.test import Client, override_settings
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-
 from shop.models import Category, Product
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -28,7 +27,8 @@ def children_of(parent: ReadableSpan, spans: list[ReadableSpan]) -> list[Readabl
 @pytest.fixture
 def product(db: None) -> Product:
     return Product.objects.create(
-        name="lamp", price_cents=1999, category=Category.objects.create(name="home"))
+        name="lamp", price_cents=1999, category=Category.objects.create(name="home")
+    )
 
 
 @pytest.mark.smoke
@@ -166,7 +166,8 @@ def test_sqlalchemy_engine_spans_are_children_of_the_request(
     server = server_span(finished)
     children = children_of(server, finished)
     assert any(dict(c.attributes or {}).get("db.system.name") == "sqlite" for c in children), [
-        (c.name, dict(c.attributes or {})) for c in children]
+        (c.name, dict(c.attributes or {})) for c in children
+    ]
     assert all("41" not in str(dict(c.attributes or {})) for c in children)
 
 
@@ -194,7 +195,8 @@ def test_redis_commands_are_spans_without_values(
     assert [c.name for c in commands] == ["SET", "GET"]
     assert all(c.kind is SpanKind.CLIENT for c in commands)
     assert all(dict(c.attributes or {}).get("db.system.name") == "redis" for c in commands), [
-        dict(c.attributes or {}) for c in commands]
+        dict(c.attributes or {}) for c in commands
+    ]
     assert "canary-redis-value-7731" not in str([dict(c.attributes or {}) for c in commands])
 
 
@@ -213,3 +215,46 @@ def test_async_view_queries_stay_in_the_request_trace(
     server = server_span(finished)
     assert server.name == "GET async/"
     assert [q.name for q in children_of(server, finished)] == ["SELECT shop_product"]
+
+
+def test_baggage_alone_is_propagated(spans: InMemorySpanExporter, db: None) -> None:
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+    from opentelemetry import baggage
+
+    def baggage_view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"tenant": baggage.get_baggage("tenant")})
+
+    urlconf = type("urls", (), {"urlpatterns": [path("b/", baggage_view)]})
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert Client().get("/b/", HTTP_BAGGAGE="tenant=acme").json() == {"tenant": "acme"}
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arg", "sampled_parent", "expected"),
+    [
+        ("parentbased_traceidratio", 0.0, None, False),
+        ("parentbased_traceidratio", 1.0, None, True),
+        ("parentbased_traceidratio", 0.0, True, True),  # the caller's decision wins
+        ("traceidratio", 0.0, True, False),
+        ("parentbased_always_off", 1.0, None, False),
+        ("always_on", 0.0, False, True),
+    ],
+)
+def test_sampler_follows_the_standard_settings(
+    sampler: str, arg: float, sampled_parent: bool | None, expected: bool
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from otel_django.config import load_config
+    from otel_django.traces.provider import build_sampler
+
+    config = load_config({"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": str(arg)}, {})
+    parent = None
+    if sampled_parent is not None:
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled_parent else TraceFlags.DEFAULT)
+        parent_span = NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=flags))
+        parent = trace.set_span_in_context(parent_span)
+    result = build_sampler(config).should_sample(parent, 12345, "GET")
+    assert result.decision.is_sampled() is expected

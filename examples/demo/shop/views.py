@@ -80,8 +80,12 @@ def _sqlalchemy_engine() -> Any:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("postgresql"):
         url = sqlalchemy.URL.create(
-            "postgresql+psycopg", username=db["USER"], password=db["PASSWORD"] or None,
-            host=db["HOST"], port=int(db["PORT"]), database=db["NAME"],
+            "postgresql+psycopg",
+            username=db["USER"],
+            password=db["PASSWORD"] or None,
+            host=db["HOST"],
+            port=int(db["PORT"]),
+            database=db["NAME"],
         )
     else:
         url = sqlalchemy.URL.create("sqlite", database=str(db["NAME"]))

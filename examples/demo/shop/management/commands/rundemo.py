@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import threading
 import time
@@ -37,8 +38,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         port = options["port"]
         server = threading.Thread(
-            target=run, args=("127.0.0.1", port, get_internal_wsgi_application()),
-            kwargs={"threading": True}, daemon=True,
+            target=run,
+            args=("127.0.0.1", port, get_internal_wsgi_application()),
+            kwargs={"threading": True},
+            daemon=True,
         )
         server.start()
         base = f"http://127.0.0.1:{port}"
@@ -50,8 +53,14 @@ class Command(BaseCommand):
             time.sleep(0.05)
         password = os.environ.get("OTEL_DJANGO_METRICS_PASSWORD", "demo-metrics-password")
         status, body = self._get(base + "/metrics", auth=("metrics", password))
-        series = [line for line in body.splitlines() if line.startswith("http_server_request_duration_seconds_count")]
-        self.stderr.write(f"\n--- GET /metrics (basic auth): {status}, {len(series)} request-count series:")
+        series = [
+            line
+            for line in body.splitlines()
+            if line.startswith("http_server_request_duration_seconds_count")
+        ]
+        self.stderr.write(
+            f"\n--- GET /metrics (basic auth): {status}, {len(series)} request-count series:"
+        )
         for line in series:
             self.stderr.write("    " + line)
         if options["tour_only"]:
@@ -60,10 +69,8 @@ class Command(BaseCommand):
             f"\nThe demo shop is serving on {base}/products/ — try the paths above, "
             f"`curl -u metrics:{password} {base}/metrics`, {base}/readyz. Ctrl-C stops it."
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.join()
-        except KeyboardInterrupt:
-            pass
 
     def _wait_until_up(self, base: str) -> None:
         for _ in range(100):

@@ -11,6 +11,8 @@ class Command(BaseCommand):
             category, _ = Category.objects.get_or_create(name=f"category-{c}")
             for p in range(10):
                 Product.objects.get_or_create(
-                    name=f"product-{c}-{p}", category=category, defaults={"price_cents": 100 * p + 99}
+                    name=f"product-{c}-{p}",
+                    category=category,
+                    defaults={"price_cents": 100 * p + 99},
                 )
         self.stdout.write(f"{Product.objects.count()} products")

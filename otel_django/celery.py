@@ -1,0 +1,155 @@
+"""Celery, when installed: the request id and the trace context travel from the caller into tasks.
+
+* Publishing (``delay``/``apply_async``) adds the W3C headers (``traceparent``, ``tracestate``,
+  ``baggage``) and ``otel_django_request_id`` to the task message.
+* Running a task, the worker continues that trace with a CONSUMER span ``process <task name>``
+  (unless opentelemetry-instrumentation-celery already makes one) and binds ``request_id``,
+  ``task_id`` and ``task_name`` to the log context for exactly the task's run.
+* With otel_django's logging on, Celery leaves logging alone (a ``setup_logging`` receiver):
+  task lines come out through the same JSON pipeline, and stdout is not redirected.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import __version__
+from .config import Config
+from .logging.request_id import is_safe_request_id
+
+logger = logging.getLogger("otel_django")
+
+REQUEST_ID_HEADER = "otel_django_request_id"
+REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
+_TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
+_STATE = "_otel_django_state"
+_connected = False
+
+
+def instrument_celery(config: Config) -> bool:
+    """Connects the signal receivers, once; returns False when Celery is not installed."""
+    global _connected
+    try:
+        from celery import signals  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return False
+    if _connected:
+        return True
+    signals.before_task_publish.connect(
+        before_publish, weak=False, dispatch_uid="otel_django.before_publish"
+    )
+    signals.task_prerun.connect(task_prerun, weak=False, dispatch_uid="otel_django.prerun")
+    signals.task_failure.connect(task_failure, weak=False, dispatch_uid="otel_django.failure")
+    signals.task_postrun.connect(task_postrun, weak=False, dispatch_uid="otel_django.postrun")
+    if config.logging_enabled:
+        signals.setup_logging.connect(
+            _keep_logging, weak=False, dispatch_uid="otel_django.setup_logging"
+        )
+    _connected = True
+    return True
+
+
+def _keep_logging(**kwargs: Any) -> None:
+    """Connected, it tells Celery that logging is configured (by otel_django, in Django's setup)."""
+
+
+def _upstream_instrumented() -> bool:
+    import importlib
+
+    try:
+        module = importlib.import_module("opentelemetry.instrumentation.celery")
+    except ImportError:
+        return False
+    return bool(module.CeleryInstrumentor().is_instrumented_by_opentelemetry)
+
+
+def before_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    if not isinstance(headers, dict):
+        return
+    try:
+        if "traceparent" not in headers:  # an instrumentor's producer span wins
+            propagate.inject(headers)
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if isinstance(request_id, str):
+            headers.setdefault(REQUEST_ID_HEADER, request_id)
+    except Exception:
+        logger.debug("could not add trace headers to a task message", exc_info=True)
+
+
+class _TaskState:
+    __slots__ = ("context_token", "log_tokens", "span")
+
+    def __init__(self, span: trace.Span | None, context_token: object, log_tokens: Any) -> None:
+        self.span = span
+        self.context_token = context_token
+        self.log_tokens = log_tokens
+
+
+def task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    if task is None:
+        return
+    try:
+        request = task.request
+        bound: dict[str, Any] = {"task_id": task_id, "task_name": task.name}
+        request_id = request.get(REQUEST_ID_HEADER)
+        if isinstance(request_id, str) and is_safe_request_id(request_id):
+            bound["request_id"] = request_id
+        span: trace.Span | None = None
+        context_token: object = None
+        # Eager tasks run inside the caller: its span and log context are already current.
+        if not request.is_eager and not _upstream_instrumented():
+            carrier = {k: v for k in _TRACE_HEADERS if isinstance(v := request.get(k), str)}
+            parent = propagate.extract(carrier) if carrier else None
+            attributes: dict[str, Any] = {
+                "messaging.system": "celery",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": task.name,
+            }
+            if task_id:
+                attributes["messaging.message.id"] = task_id
+            if "request_id" in bound:
+                attributes[REQUEST_ID_ATTRIBUTE] = bound["request_id"]
+            tracer = trace.get_tracer("otel_django", __version__)
+            span = tracer.start_span(
+                f"process {task.name}",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            )
+            context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        log_tokens = structlog.contextvars.bind_contextvars(**bound)
+        setattr(request, _STATE, _TaskState(span, context_token, log_tokens))
+    except Exception:
+        logger.debug("could not set up the task's trace and log context", exc_info=True)
+
+
+def task_failure(sender: Any = None, exception: BaseException | None = None, **kwargs: Any) -> None:
+    state = getattr(getattr(sender, "request", None), _STATE, None)
+    if not isinstance(state, _TaskState) or state.span is None or exception is None:
+        return
+    state.span.record_exception(exception)
+    state.span.set_attribute("error.type", type(exception).__qualname__)
+    state.span.set_status(Status(StatusCode.ERROR))
+
+
+def task_postrun(task: Any = None, **kwargs: Any) -> None:
+    request = getattr(task, "request", None)
+    state = getattr(request, _STATE, None)
+    if not isinstance(state, _TaskState):
+        return
+    try:
+        setattr(request, _STATE, None)
+        if state.span is not None:
+            state.span.end()
+        structlog.contextvars.reset_contextvars(**state.log_tokens)
+        if state.context_token is not None:
+            otel_context.detach(state.context_token)  # type: ignore[arg-type]
+    except Exception:
+        logger.debug("could not reset the task's context", exc_info=True)

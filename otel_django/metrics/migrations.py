@@ -1,0 +1,79 @@
+"""``otel_django.db.migrations.unapplied``: migrations on disk not applied, per database.
+
+Computed when metrics are collected, never at startup, in a daemon thread with a time budget:
+a database that is down or hangs leaves its series out of that scrape (it does not fail the
+scrape, and no bogus value such as -1 is reported: alert on ``absent()`` if you need to).
+When one worker collects for another's scrape the computation is skipped: the scraping
+worker's value is the server's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from .multiprocess import answering_peer
+
+logger = logging.getLogger("otel_django.metrics")
+
+TIMEOUT_S = 2.0
+
+_lock = threading.Lock()
+_running: threading.Thread | None = None
+
+
+def unapplied_migrations() -> dict[str, int]:
+    """Per database alias, the number of migrations ``migrate`` would apply; skips failures."""
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    from ..db.django import QueryObserver
+
+    counts: dict[str, int] = {}
+    for alias in connections:
+        connection = connections[alias]
+        try:
+            connection.ensure_connection()
+            # The scrape's own queries are not the application's: no spans, no metrics.
+            connection.execute_wrappers[:] = [
+                w for w in connection.execute_wrappers if not isinstance(w, QueryObserver)
+            ]
+            executor = MigrationExecutor(connection)
+            counts[alias] = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        except Exception as exc:
+            logger.debug("unapplied migrations of %r not known: %s", alias, exc)
+        finally:
+            connection.close()
+    return counts
+
+
+def observe(options: CallbackOptions) -> Iterable[Observation]:
+    global _running
+    if answering_peer():
+        return []
+    result: dict[str, int] = {}
+
+    def run() -> None:
+        result.update(unapplied_migrations())
+
+    with _lock:
+        if _running is not None and _running.is_alive():
+            logger.warning("unapplied migrations: the previous check still runs; skipped")
+            return []
+        thread = _running = threading.Thread(target=run, name="otel_django-migrations", daemon=True)
+        thread.start()
+    thread.join(TIMEOUT_S)
+    if thread.is_alive():
+        logger.warning("unapplied migrations: no answer within %.1fs; left out", TIMEOUT_S)
+        return []
+    return [Observation(count, {"otel_django.db.alias": alias}) for alias, count in result.items()]
+
+
+def instrument_migrations(meter: Meter) -> None:
+    meter.create_observable_gauge(
+        "otel_django.db.migrations.unapplied", callbacks=[observe], unit="{migration}",
+        description="Migrations known to the code and not applied, per database alias.",
+    )  # fmt: skip

@@ -1,0 +1,215 @@
+"""Connection pools and SQLAlchemy query durations.
+
+* ``db.client.connection.count`` (``db.client.connection.state`` idle|used) and
+  ``db.client.connection.max``, per ``db.client.connection.pool.name``, read when collected
+  from every SQLAlchemy engine's pool (``QueuePool`` and its kin) and from Django's psycopg
+  pools (``OPTIONS: {"pool": True}``, Django 5.1+). Pools that keep no count (``NullPool``,
+  ``StaticPool``) report nothing.
+* ``db.client.operation.duration`` for SQLAlchemy statements, with the same attributes as the
+  ORM's (``db.system.name``, ``db.operation.name``, ``db.collection.name``, ``error.type``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
+
+from ..db.django import DURATION_BUCKETS
+from ..db.sql import describe
+
+logger = logging.getLogger("otel_django.metrics")
+
+SQLALCHEMY_SYSTEMS = {
+    "postgresql": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "oracle": "oracle.db",
+    "mssql": "microsoft.sql_server",
+}
+_START = "_otel_django_start"
+
+_engines: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _pool_name(url: Any) -> str:
+    """``server.address:server.port/db.namespace``, as the conventions suggest; no password."""
+    return _name(url.host, url.port, url.database)
+
+
+def _name(host: object, port: object, database: object) -> str:
+    if not host:
+        return str(database or "")
+    return f"{host}:{port}/{database or ''}" if port else f"{host}/{database or ''}"
+
+
+def sqlalchemy_pools() -> Iterable[tuple[str, int, int, int | None]]:
+    """(pool name, idle, used, max or None) for each engine with a counting pool."""
+    for engine in list(_engines):
+        pool = engine.pool
+        checkedout = getattr(pool, "checkedout", None)
+        checkedin = getattr(pool, "checkedin", None)
+        if not callable(checkedout) or not callable(checkedin):
+            continue
+        try:
+            used, idle = int(checkedout()), int(checkedin())
+            maximum: int | None = None
+            overflow = getattr(pool, "_max_overflow", None)
+            if (
+                callable(getattr(pool, "size", None))
+                and isinstance(overflow, int)
+                and overflow >= 0
+            ):
+                maximum = int(pool.size()) + overflow
+        except Exception:
+            logger.debug("pool of %s cannot be read", engine, exc_info=True)
+            continue
+        yield _pool_name(engine.url), idle, used, maximum
+
+
+def django_pools() -> Iterable[tuple[str, int, int, int | None]]:
+    """The same for Django's psycopg pools that exist (never creates one)."""
+    from django.db import connections
+
+    for alias in connections:
+        settings = connections.settings[alias]
+        if not settings.get("OPTIONS", {}).get("pool"):
+            continue
+        wrapper_class = type(connections[alias])
+        pool = getattr(wrapper_class, "_connection_pools", {}).get(alias)
+        if pool is None or not callable(getattr(pool, "get_stats", None)):
+            continue
+        stats = pool.get_stats()
+        size = int(stats.get("pool_size", 0))
+        idle = int(stats.get("pool_available", 0))
+        maximum = stats.get("pool_max")
+        name = _name(settings.get("HOST"), settings.get("PORT"), settings.get("NAME"))
+        yield name, idle, max(size - idle, 0), int(maximum) if maximum is not None else None
+
+
+def _all_pools() -> list[tuple[str, int, int, int | None]]:
+    pools: list[tuple[str, int, int, int | None]] = []
+    for source in (sqlalchemy_pools, django_pools):
+        try:
+            pools.extend(source())
+        except Exception:  # a pool that cannot be read must not fail the scrape
+            logger.debug("connection pools cannot be read", exc_info=True)
+            continue
+    return pools
+
+
+def observe_count(options: CallbackOptions) -> Iterable[Observation]:
+    for name, idle, used, _ in _all_pools():
+        yield Observation(
+            idle, {"db.client.connection.pool.name": name, "db.client.connection.state": "idle"}
+        )
+        yield Observation(
+            used, {"db.client.connection.pool.name": name, "db.client.connection.state": "used"}
+        )
+
+
+def observe_max(options: CallbackOptions) -> Iterable[Observation]:
+    for name, _, _, maximum in _all_pools():
+        if maximum is not None:
+            yield Observation(maximum, {"db.client.connection.pool.name": name})
+
+
+class SQLAlchemyDurations:
+    """SQLAlchemy engine event listeners recording ``db.client.operation.duration``."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+
+    def engine_connect(self, connection: Any, *args: Any) -> None:
+        _engines.add(connection.engine)
+
+    def before(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if context is not None:
+            setattr(context, _START, time.perf_counter())
+
+    def after(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        self._record(conn, statement, context, None)
+
+    def error(self, exception_context: Any) -> None:
+        error = exception_context.original_exception
+        self._record(
+            exception_context.connection,
+            exception_context.statement,
+            exception_context.execution_context,
+            type(error).__qualname__,
+        )
+
+    def _record(self, conn: Any, statement: Any, context: Any, error_type: str | None) -> None:
+        start = getattr(context, _START, None) if context is not None else None
+        if start is None or conn is None:
+            return
+        duration = time.perf_counter() - start
+        setattr(context, _START, None)
+        dialect = conn.dialect.name
+        attributes: dict[str, str] = {"db.system.name": SQLALCHEMY_SYSTEMS.get(dialect, dialect)}
+        if statement:
+            description = describe(statement)
+            if description.operation:
+                attributes["db.operation.name"] = description.operation
+            if description.collection:
+                attributes["db.collection.name"] = description.collection
+        if error_type is not None:
+            attributes["error.type"] = error_type
+        self._histogram.record(duration, attributes)
+
+
+_sqlalchemy: SQLAlchemyDurations | None = None
+
+
+def instrument_sqlalchemy(meter: Meter) -> None:
+    """Listens to every SQLAlchemy engine, existing or future. Idempotent; no-op without it."""
+    global _sqlalchemy
+    if _sqlalchemy is not None:
+        return
+    try:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+    except ImportError:
+        return
+    histogram = meter.create_histogram(
+        "db.client.operation.duration", unit="s",
+        description="Duration of database client operations.",
+        explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+    )  # fmt: skip
+    listener = _sqlalchemy = SQLAlchemyDurations(histogram)
+    event.listen(Engine, "engine_connect", listener.engine_connect)
+    event.listen(Engine, "before_cursor_execute", listener.before)
+    event.listen(Engine, "after_cursor_execute", listener.after)
+    event.listen(Engine, "handle_error", listener.error)
+
+
+def instrument_pools(meter: Meter) -> None:
+    meter.create_observable_up_down_counter(
+        "db.client.connection.count", callbacks=[observe_count], unit="{connection}",
+        description="Connections in each state, per connection pool.",
+    )  # fmt: skip
+    meter.create_observable_up_down_counter(
+        "db.client.connection.max", callbacks=[observe_max], unit="{connection}",
+        description="Most connections each pool allows.",
+    )  # fmt: skip

@@ -1,0 +1,26 @@
+"""Fixtures of the metrics tests: a way to run the view under another configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from otel_django import runtime
+from otel_django.config import Config
+
+
+@pytest.fixture
+def configure() -> Iterator[Callable[..., Config]]:
+    """``configure(metrics_password=None, ...)``: the active Config with these fields changed."""
+    original = runtime.get_config()
+
+    def apply(**changes: Any) -> Config:
+        config = dataclasses.replace(original, **changes)
+        runtime.set_config(config)
+        return config
+
+    yield apply
+    runtime.set_config(original)
