@@ -33,7 +33,8 @@ BY_CONCERN = (
     "otel_django_no_access_log",
     "otel_django_no_db",
 )
-STARTUP_TIMEOUT_S = 120.0
+MAIN_TITLE = "Request overhead"
+BY_CONCERN_TITLE = "otel_django overhead by concern (configuration 4 with one thing off)"
 
 
 class WorkerError(RuntimeError):
@@ -179,7 +180,7 @@ def run(quick: bool) -> list[harness.Comparison]:
     keys = list(dict.fromkeys((*MAIN, *BY_CONCERN)))
     with workers(keys) as running:
         main = harness.compare_batches(
-            "Request overhead",
+            MAIN_TITLE,
             {_label(k): running[k].run for k in MAIN},
             unit="request",
             inner=inner,
@@ -209,7 +210,7 @@ def run(quick: bool) -> list[harness.Comparison]:
             ),
         )
         by_concern = harness.compare_batches(
-            "otel_django overhead by concern (configuration 4 with one thing off)",
+            BY_CONCERN_TITLE,
             {_label(k): running[k].run for k in BY_CONCERN},
             unit="request",
             inner=inner,
@@ -260,17 +261,57 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _spans_per_request(running: dict[str, Worker], keys: Sequence[str]) -> str:
-    """A check that each configuration did what it says: spans exported per request."""
+    """Checks that each configuration did what its label says; notes spans per request."""
     parts = []
-    for key, worker in running.items():
-        if key not in keys:
-            continue
-        stats = worker.stats()
-        if stats["requests"] < 2:
-            raise WorkerError(f"worker {key!r} served no requests: {stats}")
+    for key in keys:
+        stats = running[key].stats()
+        check_configuration(key, stats)
         if stats["spans_exported"] is not None:
             parts.append(f"{_label(key)}: {stats['spans_exported'] / stats['requests']:.2f}")
     return "\nSpans exported per request: " + "; ".join(parts) if parts else ""
+
+
+_EXPECTED_MIDDLEWARE = {
+    "django": (),
+    "prometheus": (
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ),
+    "upstream": (
+        "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware",
+    ),
+    "otel_django": ("otel_django.middleware.OtelDjangoMiddleware",),
+}
+
+
+def check_configuration(spec: str, stats: dict[str, Any]) -> None:
+    """Raises WorkerError unless the worker served requests with the stack its label names.
+
+    A figure from a misconfigured worker (upstream middleware missing, nothing sampled at
+    100 %...) would compare the wrong things, so the benchmark refuses to report it.
+    """
+    key, env = parse_spec(spec)
+    config = CONFIGURATIONS[key]
+    requests, spans = stats["requests"], stats["spans_exported"]
+    chain = stats["middleware"]
+    problems = []
+    if requests < 2:
+        problems.append("served no requests")
+    for stack, expected in _EXPECTED_MIDDLEWARE.items():
+        for middleware in expected:
+            if (middleware in chain) != (stack == config.stack):
+                problems.append(f"{middleware} {'missing' if stack == config.stack else 'present'}")
+    if not env and spans is not None:
+        ratio = config.env.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+        if config.env.get("OTEL_TRACES_SAMPLER") == "always_off":
+            if spans:
+                problems.append(f"exported {spans} spans with sampling off")
+        elif ratio == "1.0" and spans < requests:
+            problems.append(f"exported {spans} spans for {requests} requests sampled at 100 %")
+        elif ratio != "1.0" and spans >= requests:
+            problems.append(f"exported {spans} spans for {requests} requests sampled at {ratio}")
+    if problems:
+        raise WorkerError(f"worker {spec!r} is not configured as labelled: {'; '.join(problems)}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import cProfile
 import os
 import pstats
 import sys
+import sysconfig
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -50,54 +51,81 @@ CONCERNS: tuple[tuple[str, str], ...] = (
     ("otel_django/", "otel_django (other)"),
     ("opentelemetry/", "opentelemetry (other)"),
     ("/django/", "Django and the view"),
+    ("asgiref/", "Django and the view"),
     ("benchmarks/", "benchmark loop"),
     ("shop/", "Django and the view"),
 )
 
 
-def concern_of(path: str) -> str:
+_STDLIB = (
+    sysconfig.get_paths()["stdlib"].replace(os.sep, "/") + "/",
+    "<frozen",
+    "<string>",
+    "<built-in>",
+    "~",
+)
+
+
+def concern_of(path: str) -> str | None:
+    """The concern of code in ``path``; None for the stdlib, which works for its caller."""
     path = path.replace(os.sep, "/")
+    if path.startswith(_STDLIB) and "site-packages" not in path:
+        return None
     for fragment, concern in CONCERNS:
         if fragment in path:
             return concern
-    return "Python stdlib and other"
+    return "other"
 
 
-def _is_builtin(func: tuple[str, int, str]) -> bool:
-    return func[0] == "~" or func[0].startswith("<")
+def _is_inherited(func: tuple[str, int, str]) -> bool:
+    return concern_of(func[0]) is None
 
 
 def by_concern_cprofile(stats: pstats.Stats) -> dict[str, float]:
-    """Self seconds per concern; a C function's time goes to the concerns of its callers."""
-    totals: dict[str, float] = defaultdict(float)
+    """Self seconds per concern. C and stdlib functions count for the concern of their
+    callers, in proportion to the time each caller spent in them."""
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    for func, (_cc, _nc, tottime, _ct, callers) in raw.items():
-        if not _is_builtin(func):
-            totals[concern_of(func[0])] += tottime
-            continue
-        python_callers = {c: v for c, v in callers.items() if not _is_builtin(c)}
-        share_total = sum(v[2] for v in python_callers.values())
-        if not python_callers or share_total <= 0:
-            totals["Python stdlib and other"] += tottime
-            continue
-        for caller, values in python_callers.items():
-            totals[concern_of(caller[0])] += tottime * values[2] / share_total
+    memo: dict[Any, dict[str, float]] = {}
+
+    def shares(func: Any, depth: int = 0) -> dict[str, float]:
+        """How ``func``'s time divides among concerns (fractions summing to 1)."""
+        if func in memo:
+            return memo[func]
+        if not _is_inherited(func):
+            result = {str(concern_of(func[0])): 1.0}
+        elif depth > 20 or func not in raw:
+            result = {"other": 1.0}
+        else:
+            memo[func] = {"other": 1.0}  # recursion guard
+            callers = raw[func][4]
+            total = sum(v[2] for v in callers.values())
+            result = defaultdict(float)
+            if total <= 0:
+                result["other"] = 1.0
+            for caller, values in callers.items():
+                weight = values[2] / total if total > 0 else 0.0
+                for concern, share in shares(caller, depth + 1).items():
+                    result[concern] += weight * share
+        memo[func] = dict(result)
+        return memo[func]
+
+    totals: dict[str, float] = defaultdict(float)
+    for func, (_cc, _nc, tottime, _ct, _callers) in raw.items():
+        for concern, share in shares(func).items():
+            totals[concern] += tottime * share
     return totals
 
 
 def by_concern_pyinstrument(session: Any) -> dict[str, float]:
     totals: dict[str, float] = defaultdict(float)
-    stack = [session.root_frame()]
+    stack: list[tuple[Any, str]] = [(session.root_frame(), "other")]
     while stack:
-        frame = stack.pop()
-        if frame is None:
-            continue
-        path = frame.file_path or ""
-        concern = concern_of(path) if path else "Python stdlib and other"
-        if frame.identifier.startswith("[") and frame.parent is not None:
-            concern = concern_of(frame.parent.file_path or "")  # C code: its caller's concern
+        frame, inherited = stack.pop()
+        if frame is None or frame.is_synthetic:
+            continue  # "[self]" frames: already in their parent's total_self_time
+        concern = concern_of(frame.file_path or "") or inherited
         totals[concern] += frame.total_self_time
-        stack.extend(frame.children)
+        stack.extend((child, concern) for child in frame.children)
     return totals
 
 
@@ -135,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.tool == "pyinstrument":
             from pyinstrument import Profiler
 
-            profiler = Profiler(interval=0.0001)
+            profiler = Profiler(interval=0.001)
             profiler.start()
             app.run(args.requests)
             session = profiler.stop()

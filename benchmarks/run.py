@@ -152,7 +152,8 @@ def format_comparison(c: Comparison) -> str:
             row += f"{c.ratio(name, c.baseline):>8.2f}"
         lines.append(row)
     others = [n for n in names if n != c.baseline]
-    if c.baseline and len(others) >= 2:
+    overheads = [c.overhead_us(n) for n in others]
+    if c.baseline and len(others) >= 2 and all(o is not None and o > 0 for o in overheads):
         lines += ["", "  overhead ratios (row's overhead / column's overhead):"]
         index = {n: i for i, n in enumerate(names, 1)}
         lines.append("      " + "".join(f"{'#' + str(index[n]):>7}" for n in others))

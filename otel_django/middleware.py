@@ -144,31 +144,34 @@ class OtelDjangoMiddleware:
             if not self._propagation_meta.isdisjoint(meta)
             else None
         )
+        request_id = accept_request_id(meta.get(self._request_id_meta))
+        # Cheap attributes go in at start: each set_attribute() call later takes the span's
+        # lock and validates again (see benchmarks/README.md). Unsampled spans ignore them.
+        attributes: dict[str, str] = {
+            "http.request.method": method,
+            "url.scheme": scheme,
+            "url.path": request.path,
+            REQUEST_ID_ATTRIBUTE: request_id,
+        }
+        user_agent = meta.get("HTTP_USER_AGENT")
+        if user_agent:
+            attributes["user_agent.original"] = user_agent[:512]
+        protocol = meta.get("SERVER_PROTOCOL", "")
+        if protocol.startswith("HTTP/"):
+            attributes["network.protocol.version"] = protocol[5:]
         span = self._tracer.start_span(
             "HTTP" if method == "_OTHER" else method,
             context=parent,
             kind=SpanKind.SERVER,
             start_time=time.time_ns(),
-            attributes={
-                "http.request.method": method,
-                "url.scheme": scheme,
-                "url.path": request.path,
-            },
+            attributes=attributes,
         )
-        request_id = accept_request_id(meta.get(self._request_id_meta))
         if span.is_recording():
             if method == "_OTHER":
                 span.set_attribute("http.request.method_original", _printable(request.method or ""))
             query = meta.get("QUERY_STRING")
             if query:
                 span.set_attribute("url.query", self._redactor.query_string(query))
-            user_agent = meta.get("HTTP_USER_AGENT")
-            if user_agent:
-                span.set_attribute("user_agent.original", user_agent[:512])
-            protocol = meta.get("SERVER_PROTOCOL", "")
-            if protocol.startswith("HTTP/"):
-                span.set_attribute("network.protocol.version", protocol[5:])
-            span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         scope_token = insight.begin_request(span)
@@ -202,14 +205,15 @@ class OtelDjangoMiddleware:
             response[self._request_id_header] = state.request_id
         response_size = _body_size(response)
         if span.is_recording():
+            final: dict[str, str | int] = {"http.response.status_code": status}
             if route:
                 span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
-                span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
+                final["http.route"] = route
             if response_size is not None:
-                span.set_attribute("http.response.body.size", response_size)
+                final["http.response.body.size"] = response_size
             if error_type is not None:
-                span.set_attribute("error.type", error_type)
+                final["error.type"] = error_type
+            span.set_attributes(final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         context_token, log_tokens, scope_token = state.tokens

@@ -52,14 +52,14 @@ class Redactor:
         extra = sorted({f.lower().translate(_NORMALISE) for f in extra_fragments if f})
         patterns = [*DEFAULT_SENSITIVE_PATTERNS, *(re.escape(f) for f in extra)]
         self._pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
-        self._cache: dict[str, bool] = {}
+        self.cache: dict[str, bool] = {}
 
     def is_sensitive(self, key: str) -> bool:
-        known = self._cache.get(key)
+        known = self.cache.get(key)
         if known is None:
             known = self._pattern.search(key.lower().translate(_NORMALISE)) is not None
-            if len(self._cache) < _CACHE_LIMIT:
-                self._cache[key] = known
+            if len(self.cache) < _CACHE_LIMIT:
+                self.cache[key] = known
         return known
 
     def query_string(self, query: str) -> str:

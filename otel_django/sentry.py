@@ -4,8 +4,9 @@
   release from the resource (``deployment.environment.name``, ``service.version``), and no
   Sentry tracing (``traces_sample_rate=None``): OpenTelemetry does the tracing.
 * Every event carries the current OTel trace and span ids in ``contexts.trace`` (Sentry's
-  "trace" view then opens the OTel trace id) and the ``request_id`` tag; the query string and
-  form data Sentry attaches are redacted like log lines.
+  "trace" view then opens the OTel trace id) and the ``request_id`` tag; the query string,
+  form data, headers and breadcrumb data Sentry attaches are redacted like log lines, and
+  frame locals are not sent (``include_local_variables=False``).
 * Propagation stays W3C: Sentry's ``OTLPIntegration`` is used for its trace linking only
   (``setup_propagator=False``: it would replace the global propagator with one that writes
   ``sentry-trace`` and drops ``traceparent``). A propagator that adds ``sentry-trace`` is
@@ -15,8 +16,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -33,12 +35,11 @@ from opentelemetry.propagators.textmap import (
 )
 
 from .config import SETTINGS, Config, ConfigError
-from .redaction import REDACTED, Redactor
+from .redaction import Redactor
 
 logger = logging.getLogger("otel_django")
 
 SENTRY_TRACE_HEADER = "sentry-trace"
-_processor_installed = False
 _redactor = Redactor()
 
 
@@ -71,14 +72,23 @@ def setup_sentry(config: Config, **options: Any) -> bool:
     init_options: dict[str, Any] = {
         "dsn": config.sentry_dsn,
         "integrations": integrations,
-        "send_default_pii": False,
         "environment": config.environment,
         "release": config.service_version,
         "traces_sample_rate": None,
+        # Frame locals hold whatever the code had at hand: request objects with their query
+        # strings, passwords being checked. Log lines never carry them; neither do events.
+        "include_local_variables": False,
     }
+    if importlib.util.find_spec("sentry_sdk.data_collection") is None:
+        # Newer SDKs deprecate the flag: without it (or ``data_collection``) they behave as
+        # with ``send_default_pii=False``.
+        init_options["send_default_pii"] = False
     init_options.update(options)
+    user_before_send = init_options.get("before_send")
+    init_options["before_send"] = (
+        link_event if user_before_send is None else _chain(link_event, user_before_send)
+    )
     sentry_sdk.init(**init_options)
-    _install_event_processor()
     install_sentry_trace_propagator()
     return True
 
@@ -95,18 +105,17 @@ def _otlp_linking_integration() -> Any:
         return None
 
 
-def _install_event_processor() -> None:
-    global _processor_installed
-    if _processor_installed:
-        return
-    from sentry_sdk.scope import add_global_event_processor
+def _chain(first: Callable[..., Any], then: Callable[..., Any]) -> Callable[..., Any]:
+    def before_send(event: dict[str, Any], hint: dict[str, Any]) -> Any:
+        linked = first(event, hint)
+        return None if linked is None else then(linked, hint)
 
-    add_global_event_processor(link_event)  # type: ignore[arg-type]
-    _processor_installed = True
+    return before_send
 
 
 def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
-    """Adds the OTel trace and span ids and the request id; redacts what the event carries."""
+    """``before_send``: adds the OTel trace and span ids and the request id, and redacts what
+    the event carries. It runs after every event processor, the request extractors included."""
     with contextlib.suppress(Exception):  # an event without links beats no event
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
@@ -117,25 +126,32 @@ def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         if request_id is not None:
             event.setdefault("tags", {})["request_id"] = request_id
-        request = event.get("request")
-        if isinstance(request, dict):
-            _redact_request(request)
+        _redact_event(event)
     return event
 
 
-def _redact_request(request: dict[str, Any]) -> None:
-    query = request.get("query_string")
-    if isinstance(query, str) and query:
-        request["query_string"] = _redactor.query_string(query)
-    data = request.get("data")
-    if isinstance(data, Mapping):
-        request["data"] = _redactor.mapping(data)
-    headers = request.get("headers")
-    if isinstance(headers, Mapping):
-        request["headers"] = {
-            k: REDACTED if _redactor.is_sensitive(k) else v
-            for k, v in _redactor.headers(headers).items()
-        }
+def _redact_event(event: dict[str, Any]) -> None:
+    """Sentry's scrubber goes by key and one level deep; this uses the log redactor, nested."""
+    request = event.get("request")
+    if isinstance(request, dict):
+        query = request.get("query_string")
+        if isinstance(query, str) and query:
+            request["query_string"] = _redactor.query_string(query)
+        for key in ("data", "headers"):
+            value = request.get(key)
+            if isinstance(value, Mapping):
+                request[key] = _redactor.mapping(value)
+        if isinstance(request.get("headers"), Mapping):
+            request["headers"] = _redactor.headers(request["headers"])
+        request.pop("cookies", None)
+    extra = event.get("extra")
+    if isinstance(extra, Mapping):
+        event["extra"] = _redactor.mapping(extra)
+    breadcrumbs = event.get("breadcrumbs")
+    values = breadcrumbs.get("values") if isinstance(breadcrumbs, Mapping) else breadcrumbs
+    for crumb in values if isinstance(values, list) else ():
+        if isinstance(crumb, dict) and isinstance(crumb.get("data"), Mapping):
+            crumb["data"] = _redactor.mapping(crumb["data"])
 
 
 class SentryTracePropagator(TextMapPropagator):

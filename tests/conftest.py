@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
@@ -66,6 +67,14 @@ def _postgres_marker(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("postgres_dsn")
     if request.node.get_closest_marker("redis"):
         request.getfixturevalue("redis_url")
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, seeded SQLite file of the demo; copy it (servers.copy_database) before use."""
+    from tests.servers import seeded_database
+
+    return seeded_database(tmp_path_factory.mktemp("seeded"))
 
 
 @pytest.fixture

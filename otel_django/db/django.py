@@ -9,12 +9,14 @@ dict increment for N+1 counting; slow queries get more (``db/insight.py``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -35,6 +37,8 @@ DB_SYSTEMS = {
     "microsoft": "microsoft.sql_server",
 }
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+logger = logging.getLogger("otel_django.db")
+
 PARAMETER_MAX_LENGTH = 256
 PARAMETERS_MAX = 32
 _CACHE_MAX = 4096
@@ -143,14 +147,26 @@ class QueryObserver:
         many: bool,
         context: dict[str, Any],
     ) -> Any:
-        connection: BaseDatabaseWrapper = context["connection"]
-        description = describe(sql, self._max_length, connection.vendor)
-        span_attributes, metric_attributes = self._attributes_for(connection, description)
-        if self._record_parameters and not many and params:
-            span_attributes = {**span_attributes, **parameter_attributes(params, self._redactor)}
-        span = self._tracer.start_span(
-            description.summary, kind=SpanKind.CLIENT, attributes=span_attributes
-        )
+        try:
+            connection: BaseDatabaseWrapper = context["connection"]
+            description = describe(sql, self._max_length, connection.vendor)
+            span_attributes, metric_attributes = self._attributes_for(connection, description)
+            if self._record_parameters and not many and params:
+                parameters = parameter_attributes(params, self._redactor)
+                span_attributes = {**span_attributes, **parameters}
+            current = otel_context.get_current()
+            if trace.get_current_span(current).get_span_context().is_valid:
+                span = self._tracer.start_span(
+                    description.summary,
+                    context=current,
+                    kind=SpanKind.CLIENT,
+                    attributes=span_attributes,
+                )
+            else:  # outside any request or task (migrations, startup): measured, not traced
+                span = trace.INVALID_SPAN
+        except Exception:  # telemetry never stands between the application and its query
+            logger.debug("query not observed", exc_info=True)
+            return execute(sql, params, many, context)
         error: BaseException | None = None
         start = time.perf_counter()
         try:
@@ -160,20 +176,47 @@ class QueryObserver:
             raise
         finally:
             duration = time.perf_counter() - start
-            end_time: int | None = None
-            system = str(metric_attributes["db.system.name"])
-            insight = self.insight
-            if error is not None:
-                metric_attributes = self._record_error(span, error, metric_attributes)
-            elif insight is not None:
-                insight.count(description, system)
-                if duration >= insight.slow_s:
-                    end_time = time.time_ns()
-                    explain = _explainer(connection, sql, params) if not many else None
-                    insight.slow_query(span, description, system, duration, explain)
-            span.end(end_time)
-            if self._duration is not None:
-                self._duration.record(duration, metric_attributes)
+            try:
+                self._finish(
+                    span,
+                    connection,
+                    description,
+                    metric_attributes,
+                    sql,
+                    params,
+                    many,
+                    duration,
+                    error,
+                )
+            except Exception:
+                logger.debug("query observation failed", exc_info=True)
+
+    def _finish(
+        self,
+        span: trace.Span,
+        connection: BaseDatabaseWrapper,
+        description: QueryDescription,
+        metric_attributes: Attributes,
+        sql: str,
+        params: Any,
+        many: bool,
+        duration: float,
+        error: BaseException | None,
+    ) -> None:
+        end_time: int | None = None
+        system = str(metric_attributes["db.system.name"])
+        insight = self.insight
+        if error is not None:
+            metric_attributes = self._record_error(span, error, metric_attributes)
+        elif insight is not None:
+            insight.count(description, system)
+            if duration >= insight.slow_s:
+                end_time = time.time_ns()  # the span ends with the query, not after this work
+                explain = _explainer(connection, sql, params) if not many else None
+                insight.slow_query(span, description, system, duration, explain)
+        span.end(end_time)
+        if self._duration is not None:
+            self._duration.record(duration, metric_attributes)
 
     @staticmethod
     def _record_error(

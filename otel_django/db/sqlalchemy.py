@@ -27,7 +27,7 @@ from ..config import Config
 from . import insight as insight_module
 from .explain import explain_postgresql, explain_sqlite
 from .insight import Insight
-from .sql import describe
+from .sql import QueryDescription, describe
 
 SYSTEMS = {
     "postgresql": "postgresql",
@@ -42,6 +42,7 @@ SYSTEMS = {
 _RAW_TEXT_ATTRIBUTES = ("db.statement", "db.query.text")
 _START = "_otel_django_start"
 _SPAN = "_otel_span"  # where upstream keeps its span on the execution context
+_CACHE_MAX = 4096
 
 _installed: _Hooks | None = None
 
@@ -50,6 +51,45 @@ class _Hooks:
     def __init__(self, config: Config, insight: Insight) -> None:
         self.max_length = config.query_text_max_length
         self.insight = insight
+        # Which attributes upstream sets depends on OTEL_SEMCONV_STABILITY_OPT_IN, fixed for the
+        # process: learnt from the first span, then the attributes are built once per shape.
+        self._upstream_keys: frozenset[str] | None = None
+        self._attributes: dict[tuple[QueryDescription, str], dict[str, str]] = {}
+
+    def set_attributes(self, span: Span, description: QueryDescription, system: str) -> None:
+        key = (description, system)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = self._build_attributes(span, description, system)
+            if len(self._attributes) >= _CACHE_MAX:
+                self._attributes.clear()
+            self._attributes[key] = attributes
+        span.update_name(description.summary)
+        span.set_attributes(attributes)
+
+    def _build_attributes(
+        self, span: Span, description: QueryDescription, system: str
+    ) -> dict[str, str]:
+        # Every attribute set costs a validation in the SDK: set only what upstream got wrong
+        # or left out.
+        if self._upstream_keys is None:
+            self._upstream_keys = frozenset(getattr(span, "attributes", None) or ())
+        upstream = self._upstream_keys
+        attributes = {"db.query.summary": description.summary}
+        for key in _RAW_TEXT_ATTRIBUTES:
+            if key in upstream:
+                attributes[key] = description.text
+        attributes["db.query.text"] = description.text
+        if description.operation:
+            attributes["db.operation.name"] = description.operation
+        elif "db.operation.name" in upstream:
+            # Upstream's value is "<first word> <database>"; an attribute cannot be removed.
+            attributes["db.operation.name"] = description.summary.partition(" ")[0]
+        if description.collection:
+            attributes["db.collection.name"] = description.collection
+        if "db.system.name" not in upstream:
+            attributes["db.system.name"] = system
+        return attributes
 
     def before_cursor_execute(
         self,
@@ -80,7 +120,7 @@ class _Hooks:
             description = describe(statement, self.max_length, dialect)
             span: Span | None = getattr(context, _SPAN, None)
             if span is not None and span.is_recording():
-                _set_attributes(span, description, system)
+                self.set_attributes(span, description, system)
             insight = self.insight
             insight.count(description, system)
             if duration >= insight.slow_s:
@@ -105,7 +145,7 @@ class _Hooks:
             dialect = exception_context.engine.dialect.name if exception_context.engine else ""
             if span.is_recording():
                 if statement is not None:
-                    _set_attributes(
+                    self.set_attributes(
                         span,
                         describe(statement, self.max_length, dialect),
                         SYSTEMS.get(dialect, dialect),
@@ -122,23 +162,6 @@ class _Hooks:
 def _qualified_name(cls: type) -> str:
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def _set_attributes(span: Span, description: Any, system: str) -> None:
-    span.update_name(description.summary)
-    attributes: dict[str, str] = {
-        "db.system.name": system,
-        "db.query.summary": description.summary,
-        "db.query.text": description.text,
-    }
-    existing = getattr(span, "attributes", None) or {}
-    if "db.statement" in existing:
-        attributes["db.statement"] = description.text
-    if description.operation:
-        attributes["db.operation.name"] = description.operation
-    if description.collection:
-        attributes["db.collection.name"] = description.collection
-    span.set_attributes(attributes)
 
 
 def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> Any:

@@ -108,6 +108,14 @@ def _fallback_default(value: object) -> object:
         return f"<unprintable {type(value).__name__}>"
 
 
+# Valid unescaped in JSON, but line breaks to str.splitlines() and some log shippers.
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+def _escape_line_break(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 _stdlib_encoder = json.JSONEncoder(separators=(",", ":"), default=_fallback_default)
 
 
@@ -119,7 +127,10 @@ if orjson is not None:
     _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
     def _dumps(event_dict: EventDict) -> str:
-        return orjson.dumps(event_dict, default=_fallback_default, option=_OPTIONS).decode()
+        data = orjson.dumps(event_dict, default=_fallback_default, option=_OPTIONS)
+        if data.isascii():
+            return data.decode()
+        return _LINE_BREAKS.sub(_escape_line_break, data.decode())
 else:  # pragma: no cover
     _dumps = _dumps_stdlib
 
@@ -155,6 +166,21 @@ _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__d
     "taskName",
 }
 _REQUEST_LINE = re.compile(r"^(\S+ [^?\s]*)\?(\S*)( HTTP/[0-9.]+)$")
+
+
+def _add_request_ids(event_dict: dict[str, Any], request: object) -> None:
+    """Django logs 4xx responses after the middleware chain has returned, when the request's
+    context is gone: the ids come from the state the middleware left on the request."""
+    state = getattr(request, "_otel_django", None)
+    request_id = getattr(state, "request_id", None)
+    if request_id is None:
+        return
+    event_dict["request_id"] = request_id
+    span = getattr(state, "span", None)
+    context = span.get_span_context() if span is not None else None
+    if context is not None and context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
 
 
 class PipelineHandler(logging.Handler):
@@ -203,9 +229,10 @@ class PipelineHandler(logging.Handler):
         if extra:
             for key in extra:
                 value = attributes[key]
-                # Django passes the HttpRequest (django.request) or the socket
-                # (django.server): their repr holds the raw query string.
                 if key == "request" and not isinstance(value, str):
+                    # Django passes the HttpRequest (django.request) or the socket
+                    # (django.server): their repr holds the raw query string.
+                    _add_request_ids(event_dict, value)
                     continue
                 event_dict[key] = value
         if record.exc_info:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+import structlog
 from opentelemetry import trace
 from structlog import DropEvent
 from structlog.tracebacks import ExceptionDictTransformer
@@ -48,50 +48,81 @@ CORE_KEYS = frozenset(
 _second_text: tuple[int, str] = (-1, "")
 
 
-def rfc3339(epoch: float) -> str:
-    """``2025-01-31T12:00:00.123456Z``: RFC 3339, UTC, microseconds.
+def rfc3339_ns(ns: int) -> str:
+    """``2025-01-31T12:00:00.123456Z``: RFC 3339, UTC, microseconds, from epoch nanoseconds.
 
     The date and time part is formatted once per second: strftime costs more than the rest
-    of a log line's timestamp.
+    of a line's timestamp.
     """
     global _second_text
-    second = int(epoch)
+    second = ns // 1_000_000_000
     cached = _second_text
     if cached[0] != second:
         cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         _second_text = cached
-    return f"{cached[1]}.{int((epoch - second) * 1e6):06d}Z"
+    return "%s.%06dZ" % (cached[1], ns // 1000 % 1_000_000)  # noqa: UP031 - faster here
 
 
-_ids_cache: tuple[int, int, str, str] = (0, 0, "", "")
+def rfc3339(epoch: float) -> str:
+    """The same, from epoch seconds (a stdlib record's ``created``)."""
+    return rfc3339_ns(round(epoch * 1e6) * 1000)
+
+
+# The last span seen and its ids: lines of one request come from the same few spans.
+_ids_cache: tuple[object, tuple[str, str] | None] = (None, None)
 
 
 def current_trace_ids() -> tuple[str, str] | None:
     """Hex trace and span id of the current span, or None outside any (valid) span."""
     global _ids_cache
-    context = trace.get_current_span().get_span_context()
-    span_id = context.span_id
-    if not span_id:
-        return None
+    span = trace.get_current_span()
     cached = _ids_cache
-    if cached[0] == span_id and cached[1] == context.trace_id:
-        return cached[2], cached[3]
-    trace_id = context.trace_id
-    if not trace_id:
-        return None
-    trace_hex, span_hex = format(trace_id, "032x"), format(span_id, "016x")
-    _ids_cache = (span_id, trace_id, trace_hex, span_hex)
-    return trace_hex, span_hex
+    if cached[0] is span:
+        return cached[1]
+    context = span.get_span_context()
+    ids = None
+    if context.is_valid:
+        ids = (format(context.trace_id, "032x"), format(context.span_id, "016x"))
+    _ids_cache = (span, ids)
+    return ids
 
 
-def core_fields(service_name: str) -> Processor:
+# structlog keeps one ContextVar per bound key, named "structlog_<key>", in this dict.
+_CONTEXT_VARS: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+_PREFIX_LENGTH = len(getattr(structlog.contextvars, "STRUCTLOG_KEY_PREFIX", "structlog_"))
+_bound_keys: tuple[int, list[tuple[str, Any]]] = (-1, [])
+
+
+def merge_contextvars(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog's ``merge_contextvars``, reading structlog's own context variables only
+    instead of walking every variable of the context (a third of the time of the step)."""
+    global _bound_keys
+    if _CONTEXT_VARS is None:  # pragma: no cover - a structlog that stores them elsewhere
+        return structlog.contextvars.merge_contextvars(wrapped, method_name, event_dict)
+    size, pairs = _bound_keys
+    if size != len(_CONTEXT_VARS):  # a key bound for the first time
+        pairs = [(name[_PREFIX_LENGTH:], var) for name, var in list(_CONTEXT_VARS.items())]
+        _bound_keys = (len(pairs), pairs)
+    for key, var in pairs:
+        value = var.get()
+        if value is not Ellipsis:
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+def core_fields(service_name: str, redactor: Redactor | None = None) -> Processor:
     """Puts ``timestamp level logger event request_id trace_id span_id service.name`` first.
 
-    The rest of the event dict (bound context, keyword arguments) follows in its own order.
-    Stdlib records bring their time (``_created``) and logger name (``logger``) in the dict;
-    structlog loggers take both from here and from the wrapped logger's ``name``.
+    The rest of the event dict (bound context, keyword arguments) follows in its own order,
+    redacted on the way when ``redactor`` is given (one pass instead of two, when no
+    processor of the user's runs in between). Stdlib records bring their time (``_created``)
+    and logger name (``logger``) in the dict; structlog loggers take both from here and
+    from the wrapped logger's ``name``.
     """
     levels = _LEVELS
+    known = redactor.cache if redactor is not None else None
+    is_sensitive = redactor.is_sensitive if redactor is not None else None
+    mapping = redactor.mapping if redactor is not None else None
 
     def add_core_fields(
         wrapped: WrappedLogger, method_name: str, event_dict: EventDict
@@ -99,7 +130,7 @@ def core_fields(service_name: str) -> Processor:
         created = event_dict.pop("_created", None)
         name = event_dict.pop("logger", None) or getattr(wrapped, "name", None)
         out: dict[str, Any] = {
-            "timestamp": rfc3339(time.time() if created is None else created),
+            "timestamp": rfc3339_ns(time.time_ns()) if created is None else rfc3339(created),
             "level": levels.get(method_name, method_name),
         }
         if name is not None:
@@ -108,12 +139,30 @@ def core_fields(service_name: str) -> Processor:
         request_id = event_dict.pop("request_id", None)
         if request_id is not None:
             out["request_id"] = request_id
-        ids = current_trace_ids()
-        if ids is not None:
-            out["trace_id"], out["span_id"] = ids
+        trace_id = event_dict.pop("trace_id", None)
+        if trace_id is not None:  # given by the caller: a record about a finished request
+            out["trace_id"] = trace_id
+            out["span_id"] = event_dict.pop("span_id", None)
+        else:
+            ids = current_trace_ids()
+            if ids is not None:
+                out["trace_id"], out["span_id"] = ids
         out["service.name"] = service_name
-        if event_dict:
+        if not event_dict:
+            return out
+        if known is None:
             out.update(event_dict)
+            return out
+        for key, value in event_dict.items():
+            sensitive = known.get(key)
+            if sensitive is None:
+                sensitive = key not in CORE_KEYS and is_sensitive(key)  # type: ignore[misc]
+            if sensitive:
+                out[key] = REDACTED
+            elif isinstance(value, dict):
+                out[key] = mapping(value)  # type: ignore[misc]
+            else:
+                out[key] = value
         return out
 
     return add_core_fields
@@ -162,16 +211,18 @@ def structured_exception(
 def redact_sensitive(redactor: Redactor) -> Processor:
     """Replaces the values of keys that look sensitive (``password=``, ``token=``...)."""
     is_sensitive = redactor.is_sensitive
+    known = redactor.cache  # the verdicts, read here without a method call per key
     mapping = redactor.mapping
 
     def redact(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         for key, value in event_dict.items():
-            if key in CORE_KEYS:
-                continue
-            if is_sensitive(key):
+            sensitive = known.get(key)
+            if sensitive is None:
+                sensitive = key not in CORE_KEYS and is_sensitive(key)
+            if sensitive:
                 event_dict[key] = REDACTED
-            elif isinstance(value, Mapping):
-                event_dict[key] = mapping(dict(value))
+            elif isinstance(value, dict):
+                event_dict[key] = mapping(value)
         return event_dict
 
     return redact

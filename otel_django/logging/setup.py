@@ -2,11 +2,12 @@
 
 Processors, in order, for structlog loggers and stdlib records alike:
 
-1. ``merge_contextvars``: the bound context (``request_id`` during a request);
+1. ``merge_contextvars`` (structlog's, faster): the bound context (``request_id`` during a request);
 2. ``structured_exception`` (JSON format): ``exc_info`` → one ``exception`` field;
 3. ``core_fields``: ``timestamp level logger event request_id trace_id span_id service.name``;
 4. the ``LOG_PROCESSORS`` setting's processors;
-5. ``redact_sensitive``: values of keys that look sensitive;
+5. ``redact_sensitive``: values of keys that look sensitive (done by ``core_fields`` itself
+   when there is no ``LOG_PROCESSORS``);
 6. the OTLP export, when ``LOGS_EXPORTER=otlp``;
 7. the renderer: JSON (orjson when installed), or structlog's console renderer.
 
@@ -33,6 +34,7 @@ from .processors import (
     core_fields,
     escape_control_characters,
     import_processor,
+    merge_contextvars,
     redact_sensitive,
     structured_exception,
 )
@@ -46,18 +48,24 @@ _LEVELS = {
 }
 _lock = threading.Lock()
 _handler: PipelineHandler | None = None
+_processors: list[Processor] | None = None
 
 
 def build_processors(config: Config, redactor: Redactor | None = None) -> list[Processor]:
     """The processor chain for ``config``, renderer last."""
     redactor = redactor or Redactor(config.redact_keys)
     console = config.log_format == "console"
-    processors: list[Processor] = [structlog.contextvars.merge_contextvars]
+    processors: list[Processor] = [merge_contextvars]
     if not console:
         processors.append(structured_exception)
-    processors.append(core_fields(config.service_name or default_service_name()))
-    processors.extend(_user_processors(config))
-    processors.append(redact_sensitive(redactor))
+    service_name = config.service_name or default_service_name()
+    user_processors = _user_processors(config)
+    if user_processors:
+        processors.append(core_fields(service_name))
+        processors.extend(user_processors)
+        processors.append(redact_sensitive(redactor))
+    else:  # nothing runs in between: redact while copying the fields into place
+        processors.append(core_fields(service_name, redactor))
     if config.logs_exporter == "otlp":
         from .otlp import export_processor
 
@@ -91,8 +99,12 @@ def _console_renderer() -> Processor:
 
 
 def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
-    """Sets up the pipeline, unless ``LOGGING_ENABLED`` is off; calling it again replaces it."""
-    global _handler
+    """Sets up the pipeline, unless ``LOGGING_ENABLED`` is off.
+
+    Calling it again swaps the processors in place, so loggers already cached by structlog
+    (``cache_logger_on_first_use``) follow; their level and writer stay those of the first call.
+    """
+    global _handler, _processors
     if not config.logging_enabled:
         return
     redactor = Redactor(config.redact_keys)
@@ -100,14 +112,18 @@ def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
     writer = writer or LineWriter()
     level = _LEVELS[config.log_level]
     with _lock:
+        if _processors is None:
+            _processors = processors
+        else:
+            _processors[:] = processors
         structlog.configure(
-            processors=processors,
+            processors=_processors,
             wrapper_class=structlog.make_filtering_bound_logger(level),
             logger_factory=LineLoggerFactory(writer),
             context_class=dict,
             cache_logger_on_first_use=True,
         )
-        handler = PipelineHandler(processors, writer, redactor)
+        handler = PipelineHandler(_processors, writer, redactor)
         root = logging.getLogger()
         if _handler is not None:
             root.removeHandler(_handler)
@@ -140,7 +156,7 @@ def _remove_console_handlers(exporting: bool) -> None:
             if _prints_to_console(handler) or (exporting and _is_otel_logging_handler(handler)):
                 lg.removeHandler(handler)
                 removed = True
-        if removed and not lg.handlers:
+        if removed:  # it printed its own lines: now the root's handler prints them
             lg.propagate = True
 
 

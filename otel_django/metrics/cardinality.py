@@ -35,34 +35,43 @@ def install(limit: int) -> bool:
         )
         return False
     cls = vim._ViewInstrumentMatch
-    hash_attributes = getattr(vim, "_hash_attributes", None)
+    hash_attributes: Callable[[Any], Any] | None = getattr(vim, "_hash_attributes", None)
     with _lock:
         _limit = limit
         if _original is not None:
             return True
-        if hash_attributes is None or not callable(getattr(cls, "consume_measurement", None)):
+        if hash_attributes is None:
+            logger.warning(
+                "this opentelemetry-sdk is not the one otel_django knows: no cardinality limit"
+            )
+            return False
+        key_of = hash_attributes
+        known = (
+            callable(getattr(cls, "consume_measurement", None))
+            and "_attributes_aggregation" in cls.__init__.__code__.co_names
+        )
+        if not known:
             logger.warning(
                 "this opentelemetry-sdk is not the one otel_django knows: no cardinality limit"
             )
             return False
         original: Callable[..., None] = cls.consume_measurement
-        overflow_key = hash_attributes(OVERFLOW_ATTRIBUTES)
+        overflow_key = key_of(OVERFLOW_ATTRIBUTES)
 
         def consume_measurement(
             self: Any, measurement: Any, should_sample_exemplar: bool = True
         ) -> None:
-            aggregations = getattr(self, "_attributes_aggregation", None)
-            if aggregations is None or len(aggregations) < _limit - 1:
-                original(self, measurement, should_sample_exemplar)
-                return
+            aggregations = self._attributes_aggregation
+            if len(aggregations) < _limit - 1:
+                return original(self, measurement, should_sample_exemplar)
             attributes = dict(measurement.attributes or {})
             keys = self._view._attribute_keys
             if keys is not None:
                 attributes = {k: v for k, v in attributes.items() if k in keys}
-            key = hash_attributes(attributes)
+            key = key_of(attributes)
             if key not in aggregations and key != overflow_key:
                 measurement = _with_attributes(measurement, OVERFLOW_ATTRIBUTES)
-            original(self, measurement, should_sample_exemplar)
+            return original(self, measurement, should_sample_exemplar)
 
         cls.consume_measurement = consume_measurement  # type: ignore[method-assign]
         _original = original

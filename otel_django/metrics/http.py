@@ -1,13 +1,53 @@
-"""HTTP server metrics, with the stable semantic-convention names and attributes."""
+"""HTTP server metrics, with the stable semantic-convention names and attributes.
+
+``http.server.active_requests`` is an observable up-down counter over a plain in-process
+count: two SDK measurements per request fewer than a synchronous up-down counter, and the
+same series. The count is shared by every middleware instance of the process.
+"""
 
 from __future__ import annotations
 
-from opentelemetry.metrics import Meter
+import threading
+from collections.abc import Iterable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import Attributes
 
 # Bucket boundaries advised by the semantic conventions for http.server.request.duration.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 SIZE_BUCKETS = (0, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+
+
+class _ActiveRequests:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[tuple[str, object], ...], int] = {}
+        self._meters: list[Meter] = []
+
+    def register(self, meter: Meter) -> None:
+        with self._lock:
+            if any(m is meter for m in self._meters):
+                return
+            self._meters.append(meter)
+        meter.create_observable_up_down_counter(
+            "http.server.active_requests",
+            callbacks=[self.observe],
+            unit="{request}",
+            description="Number of active HTTP server requests.",
+        )
+
+    def add(self, attributes: Attributes, amount: int) -> None:
+        key = tuple(attributes.items()) if attributes else ()
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._counts.items())
+        return [Observation(count, dict(key)) for key, count in items]  # type: ignore[arg-type]
+
+
+_active = _ActiveRequests()
 
 
 class HttpServerMetrics:
@@ -18,11 +58,7 @@ class HttpServerMetrics:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self.active = meter.create_up_down_counter(
-            "http.server.active_requests",
-            unit="{request}",
-            description="Number of active HTTP server requests.",
-        )
+        _active.register(meter)
         self.request_size = meter.create_histogram(
             "http.server.request.body.size",
             unit="By",
@@ -37,7 +73,7 @@ class HttpServerMetrics:
         )
 
     def request_started(self, attributes: Attributes) -> None:
-        self.active.add(1, attributes)
+        _active.add(attributes, 1)
 
     def request_finished(
         self,
@@ -47,7 +83,7 @@ class HttpServerMetrics:
         request_size: int | None,
         response_size: int | None,
     ) -> None:
-        self.active.add(-1, active_attributes)
+        _active.add(active_attributes, -1)
         self.duration.record(duration_s, attributes)
         if request_size is not None:
             self.request_size.record(request_size, attributes)

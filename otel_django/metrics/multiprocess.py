@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import socket
 import stat
 import sys
@@ -57,21 +58,51 @@ def answering_peer() -> bool:
     return bool(getattr(_peer, "active", False))
 
 
-def _master_identity() -> str:
-    ppid = os.getppid()
-    start = "0"
-    with contextlib.suppress(OSError, IndexError):
-        # Field 22 of /proc/<pid>/stat: start time, so a reused pid is a new directory.
-        stat_line = Path(f"/proc/{ppid}/stat").read_text()
-        start = stat_line.rsplit(")", 1)[1].split()[19]
-    return f"{ppid}-{start}"
+def _start_time(pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat, so that a reused pid makes a new directory; "0" if unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def _prefix(parent: str | None) -> tuple[Path, str]:
+    if parent:
+        return Path(parent), "otel_django-"
+    return Path(tempfile.gettempdir()), f"otel_django-{os.getuid()}-"
 
 
 def default_directory(parent: str | None) -> Path:
     """The directory shared by the workers of this process's master."""
-    if parent:
-        return Path(parent) / f"otel_django-{_master_identity()}"
-    return Path(tempfile.gettempdir()) / f"otel_django-{os.getuid()}-{_master_identity()}"
+    base, prefix = _prefix(parent)
+    ppid = os.getppid()
+    return base / f"{prefix}{ppid}-{_start_time(ppid)}"
+
+
+def remove_stale_directories(parent: str | None) -> None:
+    """Removes the directories of masters that are gone (best effort, ours only)."""
+    base, prefix = _prefix(parent)
+    try:
+        entries = list(base.glob(prefix + "*"))
+    except OSError:
+        return
+    for path in entries:
+        pid_text, _, start = path.name[len(prefix) :].partition("-")
+        if not pid_text.isdigit() or not start.isdigit():
+            continue
+        pid = int(pid_text)
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_uid != os.getuid() or not stat.S_ISDIR(os.lstat(path).st_mode):
+                continue
+            try:
+                os.kill(pid, 0)
+                alive = start == "0" or _start_time(pid) == start
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+            if not alive:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _prepare_directory(path: Path) -> None:
@@ -95,6 +126,7 @@ class Exchange:
         self._limit = limit
         self._pid = os.getpid()
         self._server: socket.socket | None = None
+        self._dir_fd: int | None = None
         self._closed = False
         self._answer_lock = threading.Lock()
 
@@ -106,16 +138,24 @@ class Exchange:
     def snapshot_path(self) -> Path:
         return self.directory / f"{self.worker_id}.json"
 
+    def _address(self, name: str) -> str:
+        """The path to bind or connect ``name`` in the directory, short enough for a socket."""
+        path = str(self.directory / name)
+        if len(path.encode()) <= _SOCKET_PATH_MAX:
+            return path
+        if self._dir_fd is not None and os.path.isdir(f"/proc/self/fd/{self._dir_fd}"):
+            return f"/proc/self/fd/{self._dir_fd}/{name}"  # Linux: same file, short path
+        raise OSError(f"{path} is too long for a unix socket: choose a shorter directory")
+
     def start(self) -> None:
         _prepare_directory(self.directory)
-        path = str(self.socket_path)
-        if len(path.encode()) > _SOCKET_PATH_MAX:
-            raise OSError(
-                f"socket path {path} is too long for a unix socket: "
-                "choose a shorter METRICS_MULTIPROCESS_DIR"
-            )
+        self._dir_fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
+        try:
+            server.bind(self._address(self.socket_path.name))
+        except OSError:
+            server.close()
+            raise
         server.listen(16)
         self._server = server
         threading.Thread(
@@ -252,7 +292,7 @@ class Exchange:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(timeout)
                 try:
-                    conn.connect(str(path))
+                    conn.connect(self._address(path.name))
                 except (ConnectionRefusedError, FileNotFoundError):
                     return None
                 conn.sendall(b"?")
@@ -343,6 +383,9 @@ class Exchange:
                 server.close()
             with contextlib.suppress(OSError):
                 self.socket_path.unlink()
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None
 
 
 def _merged_ids(raw: bytes) -> list[str]:

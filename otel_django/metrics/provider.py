@@ -39,6 +39,7 @@ def build_meter_provider(config: Config, resource: Resource) -> MeterProvider:
     pipeline = Pipeline(reader, config.metrics_cardinality_limit)
     if multiprocess.wanted(config.metrics_multiprocess_dir, config.prefork):
         directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
+        multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)
         try:
             pipeline.start_exchange(directory)
         except OSError as exc:

@@ -1,7 +1,6 @@
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
-
 from shop.models import Product
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import structlog
 from django.db import connections
+from shop.models import Category, Product
 
 from otel_django import runtime
 from otel_django.db import insight
 from otel_django.db.django import observer
-from shop.models import Category, Product
 
 ALIAS = "postgres"
 
@@ -46,6 +46,15 @@ def seed(alias: str, products: int = 8) -> None:
 def pg_shop(db: None) -> str:
     seed(ALIAS)
     return ALIAS
+
+
+@pytest.fixture
+def within_a_span() -> Iterator[None]:
+    """A current span, as in a request or task: queries outside any are not traced."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests").start_as_current_span("test"):
+        yield
 
 
 @pytest.fixture

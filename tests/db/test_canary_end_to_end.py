@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from shop.models import Product
+
 from tests.conftest import free_port
 from tests.db.conftest import seed
 from tests.db.views import CANARY
@@ -67,8 +67,10 @@ def test_canary_reaches_no_span_log_line_or_metric(
         status, _, exposition = server.get("/metrics", {"Authorization": f"Basic {auth}"})
         assert status == 200, exposition
         assert otlp_receiver.wait_for(
-            lambda r: all(any(e in str(log.body) for log in r.logs) for e in EVENTS)
-            and any(s.attributes.get("otel_django.request_id") == "canary-2" for s in r.spans)
+            lambda r: (
+                all(any(e in str(log.body) for log in r.logs) for e in EVENTS)
+                and any(s.attributes.get("otel_django.request_id") == "canary-2" for s in r.spans)
+            )
         ), "the receiver did not get the spans and log records in time"
     finally:
         server.stop()

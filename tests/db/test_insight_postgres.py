@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connections, transaction
-from django.test import Client, override_settings
+from django.test import Client
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from shop.models import Category, Product
 
 from otel_django.db.explain import explain_postgresql
 from otel_django.metrics.provider import scrape_reader
-from shop.models import Category, Product
 from tests.db import views
 
 pytestmark = [
@@ -67,6 +67,7 @@ def counter_total(name: str) -> float:
     return sum(value for _, value in counter_points(name))
 
 
+@pytest.mark.smoke
 def test_slow_query_marks_its_span_with_duration_and_the_views_code_location(
     spans: InMemorySpanExporter, logs: list[dict[str, Any]], tune: Callable[..., None]
 ) -> None:
@@ -124,8 +125,11 @@ def test_fast_query_is_not_marked_slow(
     assert not [e for e in logs if e["event"] in ("slow_query", "n_plus_one")]
 
 
+@pytest.mark.smoke
 def test_n_plus_one_loop_records_exactly_one_event_log_line_and_count(
-    spans: InMemorySpanExporter, logs: list[dict[str, Any]], pg_shop: str,
+    spans: InMemorySpanExporter,
+    logs: list[dict[str, Any]],
+    pg_shop: str,
     tune: Callable[..., None],
 ) -> None:
     tune(n_plus_one_threshold=5)
@@ -143,9 +147,10 @@ def test_n_plus_one_loop_records_exactly_one_event_log_line_and_count(
     assert event["db.system.name"] == "postgresql"
     assert event["code.file.path"] == inspect.getfile(views.n_plus_one)
     assert event["code.line.number"] == line_of(views.n_plus_one, "one query per product")
-    assert event["code.function.name"].endswith("n_plus_one.<locals>.<listcomp>") or event[
-        "code.function.name"
-    ] == "tests.db.views.n_plus_one"
+    assert (
+        event["code.function.name"].endswith("n_plus_one.<locals>.<listcomp>")
+        or event["code.function.name"] == "tests.db.views.n_plus_one"
+    )
     [line] = [e for e in logs if e["event"] == "n_plus_one"]
     assert line["log_level"] == "warning"
     assert line["count"] == 8
@@ -191,6 +196,7 @@ def test_n_plus_one_is_counted_per_request(
     assert counter_total("otel_django.db.n_plus_one") == before + 2
 
 
+@pytest.mark.usefixtures("within_a_span")
 def test_explain_shows_a_sequential_scan_for_an_unindexed_filter(
     spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
 ) -> None:
@@ -207,6 +213,7 @@ def test_explain_shows_a_sequential_scan_for_an_unindexed_filter(
     assert "ANALYZE" not in plan and "actual time" not in plan
 
 
+@pytest.mark.usefixtures("within_a_span")
 def test_explain_is_rate_limited_per_query_shape(
     spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
 ) -> None:
@@ -221,6 +228,7 @@ def test_explain_is_rate_limited_per_query_shape(
     assert explained == ["SELECT shop_product", "SELECT shop_category"]
 
 
+@pytest.mark.usefixtures("within_a_span")
 def test_explain_is_never_run_for_writes_and_is_off_by_default(
     spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
 ) -> None:
@@ -268,9 +276,12 @@ def _transaction_scenarios() -> dict[str, Any]:
     return outcome
 
 
+@pytest.mark.smoke
 @pytest.mark.django_db(databases=["default", "postgres"], transaction=True)
+@pytest.mark.usefixtures("within_a_span")
 def test_failing_query_in_atomic_rolls_back_exactly_as_without_otel_django(
-    spans: InMemorySpanExporter, tune: Callable[..., None],
+    spans: InMemorySpanExporter,
+    tune: Callable[..., None],
     without_observer: Callable[[str], Any],
 ) -> None:
     with without_observer(ALIAS):
@@ -320,7 +331,9 @@ def test_explain_time_budget_is_enforced_and_harmless() -> None:
     connection.ensure_connection()
     raw = connection.connection
     # Planning this takes longer than 1 ms: the EXPLAIN is cancelled, and nothing else is.
-    sql = "SELECT " + " + ".join(f"(SELECT count(*) FROM generate_series(1, {n}))" for n in range(1, 400))
+    sql = "SELECT " + " + ".join(
+        f"(SELECT count(*) FROM generate_series(1, {n}))" for n in range(1, 400)
+    )
     plan = explain_postgresql(raw, raw.cursor, sql, None, 1)
     assert plan is None or "Result" in plan
     assert raw.info.transaction_status == 0

@@ -12,12 +12,12 @@ from django.test import AsyncClient, Client
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from shop.models import Category, Product
 
 from otel_django import runtime
 from otel_django.db import insight
 from otel_django.db.django import QueryObserver, observer
 from otel_django.db.explain import explain_sqlite
-from shop.models import Category, Product
 from tests.db.conftest import seed
 from tests.db.test_insight_postgres import counter_total, events, query_spans, server_span
 
@@ -30,6 +30,7 @@ def shop() -> None:
     seed("default", products=7)
 
 
+@pytest.mark.smoke
 def test_demo_n_plus_one_view_reports_one_pattern_and_select_related_view_none(
     spans: InMemorySpanExporter, shop: None, tune: Any, logs: list[dict[str, Any]]
 ) -> None:
@@ -49,6 +50,8 @@ def test_demo_n_plus_one_view_reports_one_pattern_and_select_related_view_none(
     assert len([e for e in logs if e["event"] == "n_plus_one"]) == 1
 
 
+@pytest.mark.smoke
+@pytest.mark.usefixtures("within_a_span")
 def test_explain_query_plan_on_sqlite(spans: InMemorySpanExporter, shop: None, tune: Any) -> None:
     tune(slow_query_ms=0, explain_enabled=True, explain_interval_s=0)
     spans.clear()
@@ -94,6 +97,7 @@ def test_explain_sqlite_honours_its_time_budget_and_removes_its_handler() -> Non
         assert cursor.fetchone()[0] == 1_000_000
 
 
+@pytest.mark.usefixtures("within_a_span")
 def test_query_parameters_are_recorded_only_when_switched_on(
     spans: InMemorySpanExporter, shop: None
 ) -> None:
@@ -108,7 +112,9 @@ def test_query_parameters_are_recorded_only_when_switched_on(
             with connection.execute_wrapper(opted):
                 list(Product.objects.filter(name=CANARY, price_cents=5))
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT %(password)s, %(name)s", {"password": CANARY, "name": "x"})
+                    cursor.execute(
+                        "SELECT %(password)s, %(name)s", {"password": CANARY, "name": "x"}
+                    )
     finally:
         connection.execute_wrappers.insert(0, live)
     off_orm, off_named, on_orm, on_named = [dict(s.attributes) for s in query_spans(spans)]
@@ -120,13 +126,16 @@ def test_query_parameters_are_recorded_only_when_switched_on(
     assert on_named["db.query.parameter.name"] == "x"
 
 
+@pytest.mark.usefixtures("within_a_span")
 def test_failing_query_records_its_error_type_but_not_its_message(
     spans: InMemorySpanExporter, tune: Any
 ) -> None:
     tune(slow_query_ms=0)
     spans.clear()
     with pytest.raises(DatabaseError), connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM no_such_table_{CANARY.replace('-', '_')} WHERE a = '{CANARY}'")
+        cursor.execute(
+            f"SELECT * FROM no_such_table_{CANARY.replace('-', '_')} WHERE a = '{CANARY}'"
+        )
 
     [span] = query_spans(spans)
     assert span.status.status_code.name == "ERROR"
@@ -136,7 +145,7 @@ def test_failing_query_records_its_error_type_but_not_its_message(
     assert not span.events and not span.status.description
 
 
-def test_slow_query_outside_any_request_is_still_marked_logged_and_counted(
+def test_query_outside_any_request_is_not_traced_but_still_logged_and_counted(
     spans: InMemorySpanExporter, tune: Any, logs: list[dict[str, Any]]
 ) -> None:
     tune(slow_query_ms=0, n_plus_one_threshold=2)
@@ -145,12 +154,12 @@ def test_slow_query_outside_any_request_is_still_marked_logged_and_counted(
     for _ in range(3):
         Category.objects.filter(name="x").exists()
 
-    assert all(s.attributes["otel_django.db.slow"] for s in query_spans(spans))
+    assert not spans.get_finished_spans()  # migrations, startup, commands: no root spans
     assert counter_total("otel_django.db.slow_queries") == before + 3
     assert [e["event"] for e in logs] == ["slow_query"] * 3  # no scope: no N+1 report
     assert logs[0]["code.function.name"] == (
         "tests.db.test_insight_sqlite."
-        "test_slow_query_outside_any_request_is_still_marked_logged_and_counted"
+        "test_query_outside_any_request_is_not_traced_but_still_logged_and_counted"
     )
 
 
@@ -201,8 +210,10 @@ def test_caller_location_skips_library_frames() -> None:
     assert location.line == line
 
 
-def test_insight_never_raises_into_the_query(spans: InMemorySpanExporter, tune: Any,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("within_a_span")
+def test_insight_never_raises_into_the_query(
+    spans: InMemorySpanExporter, tune: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tune(slow_query_ms=0)
 
     def broken(*args: Any, **kwargs: Any) -> None:
@@ -211,3 +222,17 @@ def test_insight_never_raises_into_the_query(spans: InMemorySpanExporter, tune: 
     monkeypatch.setattr(insight, "caller_location", broken)
     assert Category.objects.count() == 0
     assert [s.kind for s in spans.get_finished_spans()] == [SpanKind.CLIENT]
+
+
+def test_a_failure_before_the_query_never_stops_it(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import otel_django.db.django as module
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("telemetry bug")
+
+    monkeypatch.setattr(module, "describe", broken)
+    spans.clear()
+    assert Category.objects.count() == 0
+    assert not spans.get_finished_spans()

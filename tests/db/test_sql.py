@@ -27,27 +27,44 @@ CANARY = "zq7canary"
             'SELECT "shop_product"."id" FROM "shop_product" WHERE "shop_product"."id" = %s',
             'SELECT "shop_product"."id" FROM "shop_product" WHERE "shop_product"."id" = %s',
         ),
-        ("SELECT * FROM t WHERE a = %(email)s AND b = $1 AND c = :name AND d = ?",
-         "SELECT * FROM t WHERE a = %(email)s AND b = $1 AND c = :name AND d = ?"),
-        ("SELECT x::text, y FROM t WHERE z LIKE '%%' || %s", "SELECT x::text, y FROM t WHERE z LIKE ? || %s"),
+        (
+            "SELECT * FROM t WHERE a = %(email)s AND b = $1 AND c = :name AND d = ?",
+            "SELECT * FROM t WHERE a = %(email)s AND b = $1 AND c = :name AND d = ?",
+        ),
+        (
+            "SELECT x::text, y FROM t WHERE z LIKE '%%' || %s",
+            "SELECT x::text, y FROM t WHERE z LIKE ? || %s",
+        ),
         # Literals become ?.
         (f"SELECT * FROM t WHERE a = '{CANARY}'", "SELECT * FROM t WHERE a = ?"),
         (f"SELECT * FROM t WHERE a = 'it''s {CANARY}'", "SELECT * FROM t WHERE a = ?"),
         (f"SELECT * FROM t WHERE a = E'it\\'s {CANARY}'", "SELECT * FROM t WHERE a = ?"),
         (f"SELECT $${CANARY}$$, $fn${CANARY}$$ {CANARY}$fn$", "SELECT ?, ?"),
-        ("SELECT 42, -3.5e10, .5, 0xDEADBEEF, X'ff00', B'0101', N'x'", "SELECT ?, -?, ?, ?, ?, ?, ?"),
-        ("SELECT * FROM t2 WHERE flag = TRUE OR other = false", "SELECT * FROM t2 WHERE flag = ? OR other = ?"),
+        (
+            "SELECT 42, -3.5e10, .5, 0xDEADBEEF, X'ff00', B'0101', N'x'",
+            "SELECT ?, -?, ?, ?, ?, ?, ?",
+        ),
+        (
+            "SELECT * FROM t2 WHERE flag = TRUE OR other = false",
+            "SELECT * FROM t2 WHERE flag = ? OR other = ?",
+        ),
         ("SELECT DATE '2024-01-01', INTERVAL '1 day'", "SELECT DATE ?, INTERVAL ?"),
         (f"SELECT * FROM t WHERE a = '{CANARY}", "SELECT * FROM t WHERE a = ?"),  # unterminated
         # Comments are removed: sqlcommenter puts trace ids there.
         (f"/* traceparent='00-{CANARY}' */ SELECT 1 -- {CANARY}\n FROM t", "SELECT ? FROM t"),
         # IN lists and repeated VALUES rows collapse.
-        ("SELECT * FROM t WHERE id IN (1, 2, 3, -4) AND k IN (%s, %s)",
-         "SELECT * FROM t WHERE id IN (?) AND k IN (?)"),
-        ("SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE v = 1)",
-         "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE v = ?)"),
-        ("INSERT INTO t (a, b) VALUES (%s, %s), (%s, %s), (%s, NULL)",
-         "INSERT INTO t (a, b) VALUES (%s, %s), ..."),
+        (
+            "SELECT * FROM t WHERE id IN (1, 2, 3, -4) AND k IN (%s, %s)",
+            "SELECT * FROM t WHERE id IN (?) AND k IN (?)",
+        ),
+        (
+            "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE v = 1)",
+            "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE v = ?)",
+        ),
+        (
+            "INSERT INTO t (a, b) VALUES (%s, %s), (%s, %s), (%s, NULL)",
+            "INSERT INTO t (a, b) VALUES (%s, %s), ...",
+        ),
         ("INSERT INTO t (a, b) VALUES ('x', 1)", "INSERT INTO t (a, b) VALUES (?, ?)"),
         # Identifiers with digits are not numbers.
         ('SELECT "t1"."col2", t3.c4 FROM t1', 'SELECT "t1"."col2", t3.c4 FROM t1'),
@@ -59,27 +76,64 @@ def test_text_keeps_placeholders_and_replaces_literals(sql: str, text: str) -> N
 
 def test_mysql_strings_take_backslash_escapes_and_double_quotes() -> None:
     sql = f"SELECT * FROM t WHERE a = 'x\\' {CANARY}' AND b = \"{CANARY}\" AND `c` = 1"
-    assert describe_uncached(sql, dialect="mysql").text == "SELECT * FROM t WHERE a = ? AND b = ? AND `c` = ?"
+    assert (
+        describe_uncached(sql, dialect="mysql").text
+        == "SELECT * FROM t WHERE a = ? AND b = ? AND `c` = ?"
+    )
 
 
 @pytest.mark.parametrize(
     ("sql", "summary", "operation", "collection"),
     [
-        ("SELECT * FROM wuser_table WHERE username = ?", "SELECT wuser_table", "SELECT", "wuser_table"),
-        ("INSERT INTO shipping_details (order_id, address) SELECT order_id, address FROM orders",
-         "INSERT shipping_details SELECT orders", None, None),
-        ("SELECT * FROM songs, artists WHERE songs.artist_id == artists.id",
-         "SELECT songs artists", "SELECT", None),
-        ("SELECT order_date FROM (SELECT * FROM orders o JOIN customers c ON o.id = c.id)",
-         "SELECT SELECT orders customers", "SELECT", None),
-        ('SELECT "p"."id" FROM "shop_product" "p" INNER JOIN "shop_category" ON (1 = 1)',
-         "SELECT shop_product shop_category", "SELECT", None),
-        ('UPDATE "shop_product" SET "name" = %s WHERE "id" = %s', "UPDATE shop_product", "UPDATE",
-         "shop_product"),
-        ('DELETE FROM "public"."shop_product" WHERE id = 1', "DELETE public.shop_product", "DELETE",
-         "public.shop_product"),
+        (
+            "SELECT * FROM wuser_table WHERE username = ?",
+            "SELECT wuser_table",
+            "SELECT",
+            "wuser_table",
+        ),
+        (
+            "INSERT INTO shipping_details (order_id, address) SELECT order_id, address FROM orders",
+            "INSERT shipping_details SELECT orders",
+            None,
+            None,
+        ),
+        (
+            "SELECT * FROM songs, artists WHERE songs.artist_id == artists.id",
+            "SELECT songs artists",
+            "SELECT",
+            None,
+        ),
+        (
+            "SELECT order_date FROM (SELECT * FROM orders o JOIN customers c ON o.id = c.id)",
+            "SELECT SELECT orders customers",
+            "SELECT",
+            None,
+        ),
+        (
+            'SELECT "p"."id" FROM "shop_product" "p" INNER JOIN "shop_category" ON (1 = 1)',
+            "SELECT shop_product shop_category",
+            "SELECT",
+            None,
+        ),
+        (
+            'UPDATE "shop_product" SET "name" = %s WHERE "id" = %s',
+            "UPDATE shop_product",
+            "UPDATE",
+            "shop_product",
+        ),
+        (
+            'DELETE FROM "public"."shop_product" WHERE id = 1',
+            "DELETE public.shop_product",
+            "DELETE",
+            "public.shop_product",
+        ),
         ("SELECT * FROM t FOR UPDATE", "SELECT t", "SELECT", "t"),
-        ("SELECT EXTRACT(YEAR FROM created) FROM shop_order", "SELECT shop_order", "SELECT", "shop_order"),
+        (
+            "SELECT EXTRACT(YEAR FROM created) FROM shop_order",
+            "SELECT shop_order",
+            "SELECT",
+            "shop_order",
+        ),
         ("select id from t where x is distinct from y", "select t", "select", "t"),
         ('SAVEPOINT "s1402_x3"', "SAVEPOINT", "SAVEPOINT", None),
         ("CREATE TABLE IF NOT EXISTS shop_x (id int)", "CREATE shop_x", "CREATE", "shop_x"),
@@ -92,7 +146,9 @@ def test_summary_follows_the_semantic_conventions(
 ) -> None:
     description = describe_uncached(sql)
     assert (description.summary, description.operation, description.collection) == (
-        summary, operation, collection,
+        summary,
+        operation,
+        collection,
     )
 
 
@@ -164,31 +220,59 @@ def test_plan_lines_keep_costs_and_lose_values() -> None:
 # -- properties: whatever surrounds it, a literal canary never survives
 
 _secret = st.text(alphabet=string.ascii_letters + string.digits + " @.-_", min_size=6, max_size=24)
-_fragment = st.sampled_from([
-    "SELECT", "*", "FROM", "shop_product", "WHERE", "name", "=", "AND", "OR", "(", ")", ",",
-    "IN", "%s", "?", "::text", "\n", "  ", "JOIN", "t2", "VALUES", "LIMIT", "||", "-", "$1",
-])
+_fragment = st.sampled_from(
+    [
+        "SELECT",
+        "*",
+        "FROM",
+        "shop_product",
+        "WHERE",
+        "name",
+        "=",
+        "AND",
+        "OR",
+        "(",
+        ")",
+        ",",
+        "IN",
+        "%s",
+        "?",
+        "::text",
+        "\n",
+        "  ",
+        "JOIN",
+        "t2",
+        "VALUES",
+        "LIMIT",
+        "||",
+        "-",
+        "$1",
+    ]
+)
 
 
 def _literal(secret: str) -> st.SearchStrategy[str]:
     digits = "".join(str(ord(c) % 10) for c in secret)
-    return st.sampled_from([
-        f"'{secret}'",
-        f"'it''s {secret}'",
-        f"E'\\'{secret}\\\\'",
-        f"$${secret}$$",
-        f"$q${secret}$ $q$",
-        f"N'{secret}'",
-        "X'" + secret.encode().hex() + "'",
-        f"1{digits}",
-        f"-{digits}.5e3",
-        f"/* {secret} */",
-        f"-- {secret}\n",
-        f"'{secret}",  # unterminated: swallows the rest
-        f"IN ('{secret}', '{secret}')",
-    ])
+    return st.sampled_from(
+        [
+            f"'{secret}'",
+            f"'it''s {secret}'",
+            f"E'\\'{secret}\\\\'",
+            f"$${secret}$$",
+            f"$q${secret}$ $q$",
+            f"N'{secret}'",
+            "X'" + secret.encode().hex() + "'",
+            f"1{digits}",
+            f"-{digits}.5e3",
+            f"/* {secret} */",
+            f"-- {secret}\n",
+            f"'{secret}",  # unterminated: swallows the rest
+            f"IN ('{secret}', '{secret}')",
+        ]
+    )
 
 
+@pytest.mark.smoke
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), secret=_secret)
 @example(data=None, secret="canary secret")

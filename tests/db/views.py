@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
-
 from shop.models import Category, Product
 
 ALIAS = "postgres"
@@ -46,7 +45,8 @@ def canary(request: HttpRequest) -> JsonResponse:
     with connections[ALIAS].cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM shop_product WHERE name = '{CANARY}'")
         cursor.execute(  # slow, so it is also logged and EXPLAINed
-            f"SELECT pg_sleep(0.12), count(*) FROM shop_product WHERE name = %s OR name = '{CANARY}'",
+            "SELECT pg_sleep(0.12), count(*) FROM shop_product "
+            f"WHERE name = %s OR name = '{CANARY}'",
             [CANARY],
         )
     return JsonResponse({"found": found})

@@ -16,14 +16,9 @@ import pytest
 
 from tests.conftest import REDIS_URL, free_port
 from tests.otlp_receiver import OTLPReceiver, ReceivedSpan
-from tests.servers import copy_database, demo_env, gunicorn, runserver, seeded_database
+from tests.servers import copy_database, demo_env, gunicorn, runserver
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seeded_database(tmp_path_factory.mktemp("seeded"))
 
 
 def one_trace(receiver: OTLPReceiver, request_id: str) -> list[ReceivedSpan]:

@@ -16,8 +16,10 @@ _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def basic(user: str | bytes = USERNAME, password: str | bytes = PASSWORD) -> str:
-    raw = (user.encode() if isinstance(user, str) else user) + b":" + (
-        password.encode() if isinstance(password, str) else password
+    raw = (
+        (user.encode() if isinstance(user, str) else user)
+        + b":"
+        + (password.encode() if isinstance(password, str) else password)
     )
     return "Basic " + base64.b64encode(raw).decode()
 

@@ -36,7 +36,9 @@ BAD_HEADERS = {
     "wrong scheme": "Bearer " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode(),
     "scheme only": "Basic",
     "bad base64": "Basic !!!not-base64!!!",
-    "base64 with junk": "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode() + "$",
+    "base64 with junk": "Basic "
+    + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    + "$",
     "no colon": "Basic " + base64.b64encode(f"{USERNAME}{PASSWORD}".encode()).decode(),
     "wrong user": basic("admin", PASSWORD),
     "wrong password": basic(USERNAME, "wrong"),
@@ -49,6 +51,7 @@ BAD_HEADERS = {
 }
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("header", list(BAD_HEADERS.values()), ids=list(BAD_HEADERS))
 def test_bad_credentials_get_401_with_a_challenge(header: str | None) -> None:
     assert not check_basic_auth(header, U, P)
@@ -59,6 +62,7 @@ def test_bad_credentials_get_401_with_a_challenge(header: str | None) -> None:
     assert b"# TYPE" not in response.content
 
 
+@pytest.mark.smoke
 def test_right_credentials_get_200() -> None:
     assert check_basic_auth(basic(), U, P)
     assert check_basic_auth("basic  " + basic()[6:] + " ", U, P)  # scheme is case-insensitive
@@ -81,9 +85,15 @@ def test_arbitrary_decoded_credentials_only_the_right_ones_pass(raw: bytes) -> N
     assert check_basic_auth(header, U, P) == (raw == U + b":" + P)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.text(max_size=300), st.binary(max_size=60).map(
-    lambda b: "Basic " + base64.b64encode(b).decode())))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.binary(max_size=60).map(lambda b: "Basic " + base64.b64encode(b).decode()),
+    )
+)
 def test_view_answers_401_to_arbitrary_headers(header: str) -> None:
     response = Client().get("/metrics", HTTP_AUTHORIZATION=header)
     assert response.status_code == 401
@@ -105,13 +115,32 @@ def test_password_file_is_read_again_when_rotated(
     config = configure(metrics_password=None, metrics_password_file=str(secret))
     assert check_metrics(config) == []
     client = Client()
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "first-secret")).status_code == 200
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "first-secret\n")).status_code == 401
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "first-secret")).status_code
+        == 200
+    )
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "first-secret\n")).status_code
+        == 401
+    )
     secret.write_text("second-secret-longer\n")
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "first-secret")).status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "second-secret-longer")).status_code == 200
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "first-secret")).status_code
+        == 401
+    )
+    assert (
+        client.get(
+            "/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "second-secret-longer")
+        ).status_code
+        == 200
+    )
     secret.unlink()
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "second-secret-longer")).status_code == 401
+    assert (
+        client.get(
+            "/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "second-secret-longer")
+        ).status_code
+        == 401
+    )
     assert [m.id for m in check_metrics(config)] == ["otel_django.W103"]
     secret.write_text("\n")
     assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "")).status_code == 401
@@ -124,7 +153,10 @@ def test_password_file_wins_over_password(configure: Callable[..., Config], tmp_
     config = configure(metrics_password_file=str(secret))
     client = Client()
     assert client.get("/metrics", HTTP_AUTHORIZATION=basic()).status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "from-the-file")).status_code == 200
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=basic(USERNAME, "from-the-file")).status_code
+        == 200
+    )
     assert [m.id for m in check_metrics(config)] == ["otel_django.W102"]
 
 
@@ -132,7 +164,9 @@ def test_other_username(configure: Callable[..., Config]) -> None:
     configure(metrics_username="prometheus")
     client = Client()
     assert client.get("/metrics", HTTP_AUTHORIZATION=basic()).status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic("prometheus", PASSWORD)).status_code == 200
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=basic("prometheus", PASSWORD)).status_code == 200
+    )
 
 
 def nets(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -166,10 +200,21 @@ def test_allowlist_in_the_view(configure: Callable[..., Config]) -> None:
     configure(metrics_allowed_networks=nets("10.0.0.0/8"))
     response = client.get("/metrics", HTTP_AUTHORIZATION=basic())  # REMOTE_ADDR 127.0.0.1
     assert response.status_code == 403
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(), REMOTE_ADDR="10.9.9.9").status_code == 200
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=basic(), REMOTE_ADDR="10.9.9.9").status_code
+        == 200
+    )
     assert client.get("/metrics", REMOTE_ADDR="10.9.9.9").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(),
-                      HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 403
+    assert (
+        client.get(
+            "/metrics", HTTP_AUTHORIZATION=basic(), HTTP_X_FORWARDED_FOR="10.0.0.1"
+        ).status_code
+        == 403
+    )
     configure(metrics_allowed_networks=nets("10.0.0.0/8"), trust_x_forwarded_for=True)
-    assert client.get("/metrics", HTTP_AUTHORIZATION=basic(),
-                      HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 200
+    assert (
+        client.get(
+            "/metrics", HTTP_AUTHORIZATION=basic(), HTTP_X_FORWARDED_FOR="10.0.0.1"
+        ).status_code
+        == 200
+    )

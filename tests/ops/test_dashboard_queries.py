@@ -11,8 +11,6 @@ every second with basic auth from a password file and evaluating alerts.yml, the
 * every rule of alerts.yml evaluates without error against real series;
 * a scrape with a wrong password looks exactly as docs/operations.md says Prometheus 2.42
   shows it: up == 0 and scrape_samples_scraped == 0, "401" only in the target's lastError.
-
-Needs the metrics view (otel_django/metrics/views.py) to serve; skipped until it does.
 """
 
 from __future__ import annotations
@@ -73,9 +71,8 @@ class Stack:
             return json.load(response)["data"]
 
 
-def send_traffic(app: Any, database: Path) -> None:
-    """Requests that exercise every panel; status codes checked so the traffic is known."""
-    auth = {}
+def send_traffic(app: Any, database: Path) -> int:
+    """Requests that exercise every panel, status codes checked; returns how many were sent."""
     plan = [
         ("/products/", 200, 5),
         ("/products/1/", 200, 5),
@@ -89,7 +86,7 @@ def send_traffic(app: Any, database: Path) -> None:
     ]
     for path, status, times in plan:
         for _ in range(times):
-            got = app.get(path, headers=auth)[0]
+            got = app.get(path)[0]
             assert got == status, f"{path}: {got}"
     request = urllib.request.Request(
         app.base_url + "/products/", data=b'{"name": "x"}' * 50, method="POST",
@@ -107,6 +104,7 @@ def send_traffic(app: Any, database: Path) -> None:
         with sqlite3.connect(database) as db:
             db.execute("ALTER TABLE shop_category_away RENAME TO shop_category")
     assert app.get("/products/")[0] == 200
+    return sum(times for _path, _status, times in plan) + 1 + 3 + 1
 
 
 def prometheus_config(tmp: Path, target: str) -> Path:
@@ -150,43 +148,42 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not (ROOT / "otel_django" / "metrics" / "views.py").exists():
-        pytest.skip("otel_django/metrics/views.py does not exist yet")
     prometheus = prometheus_binary()
     from tests import servers
 
     tmp = tmp_path_factory.mktemp("dashboard")
-    database = servers.copy_database(servers.seeded_database(tmp), tmp)
-    port = free_port()
-    env = servers.demo_env(
-        database,
-        OTEL_SERVICE_NAME=JOB,
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_DJANGO_METRICS_PASSWORD=PASSWORD,
+    port, prometheus_port = free_port(), free_port()
+    while prometheus_port == port:
+        prometheus_port = free_port()
+    # Prometheus starts first: it comes up while the demo is being migrated and seeded.
+    config = prometheus_config(tmp, f"127.0.0.1:{port}")
+    log = (tmp / "prometheus.log").open("wb")
+    prometheus_process = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--storage.tsdb.retention.time=1h",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    app = servers.gunicorn(port, env, tmp / "app-logs", workers=2)
-    prometheus_process = None
+    app = None
     try:
+        database = servers.copy_database(servers.seeded_database(tmp), tmp)
+        env = servers.demo_env(
+            database,
+            OTEL_SERVICE_NAME=JOB,
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_DJANGO_METRICS_PASSWORD=PASSWORD,
+        )
+        app = servers.gunicorn(port, env, tmp / "app-logs", workers=2)
         app.wait_ready("/healthz", timeout=60)
         token = base64.b64encode(f"metrics:{PASSWORD}".encode()).decode()
         status, _headers, body = app.get("/metrics", headers={"Authorization": f"Basic {token}"})
-        if status != 200 or b"# TYPE" not in body:
-            pytest.skip(f"the metrics view does not serve yet (HTTP {status}: {body[:60]!r})")
+        assert status == 200 and b"# TYPE" in body, (status, body[:200])
 
-        prometheus_port = free_port()
-        config = prometheus_config(tmp, f"127.0.0.1:{port}")
-        log = (tmp / "prometheus.log").open("wb")
-        prometheus_process = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
         result = Stack(app, f"http://127.0.0.1:{prometheus_port}", f"127.0.0.1:{port}")
 
         def scraped() -> bool:
@@ -196,26 +193,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 return False
 
         wait_for(scraped, 30, "Prometheus to scrape the demo")
-        send_traffic(app, database)
+        sent = send_traffic(app, database)
         # Rates need samples after the traffic; the request counter must show all of it.
         wait_for(
             lambda: bool(result.query(
-                f'sum(http_server_request_duration_seconds_count{{job="{JOB}"}}) >= 40'
+                f'sum(http_server_request_duration_seconds_count{{job="{JOB}"}}) >= {sent}'
             )),
             30,
             "the traffic to show up in Prometheus",
         )  # fmt: skip
-        time.sleep(3)
+        time.sleep(2)  # a couple of scrapes after the last request
         yield result
     finally:
-        if prometheus_process is not None:
-            prometheus_process.terminate()
-            try:
-                prometheus_process.wait(20)
-            except subprocess.TimeoutExpired:
-                prometheus_process.kill()
-                prometheus_process.wait(10)
-        app.stop()
+        prometheus_process.terminate()
+        try:
+            prometheus_process.wait(20)
+        except subprocess.TimeoutExpired:
+            prometheus_process.kill()
+            prometheus_process.wait(10)
+        log.close()
+        if app is not None:
+            app.stop()
 
 
 def substitute(expr: str, stack: Stack) -> str:

@@ -1,0 +1,140 @@
+"""The benchmarks run: every configuration produces a figure. Timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_requests, harness, run
+from benchmarks.request_worker import CONFIGURATIONS, clean_environ
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _comparison() -> harness.Comparison:
+    figures = {
+        "bare": harness.figure([100.0, 110.0, 90.0]),
+        "cheap": harness.figure([150.0, 160.0, 140.0]),
+        "dear": harness.figure([300.0, 310.0, 290.0]),
+    }
+    targets = (
+        harness.Target("cheap costs at most half of dear", "cheap", "dear", 0.5),
+        harness.Target("dear costs at most cheap", "dear", "cheap", 1.0),
+    )
+    return harness.Comparison("Demo", "request", figures, "bare", "a note", targets)
+
+
+def test_comparison_round_trips_through_json_with_overheads_and_targets() -> None:
+    comparison = _comparison()
+    data = json.loads(json.dumps(comparison.as_dict()))
+
+    assert harness.Comparison.from_dict(data) == comparison
+    assert data["figures"]["dear"]["overhead_us"] == pytest.approx(200.0)
+    assert data["figures"]["dear"]["ratio_to_baseline"] == pytest.approx(3.0)
+    assert [t["met"] for t in data["targets"]] == [True, False]
+    assert data["targets"][0]["value"] == pytest.approx(0.25)
+
+
+def test_table_shows_every_candidate_overhead_ratios_and_target_verdicts() -> None:
+    table = run.format_comparison(_comparison())
+
+    for name in ("bare", "cheap", "dear", "a note", "overhead ratios"):
+        assert name in table
+    assert "+200.0" in table
+    assert "cheap costs at most half of dear: 0.25 (at most 0.5) met" in table
+    assert "dear costs at most cheap: 4.00 (at most 1) NOT met" in table
+
+
+def test_compare_interleaves_candidates_after_warm_up() -> None:
+    calls: list[str] = []
+
+    def candidate(name: str) -> Callable[[int], float]:
+        def batch(n: int) -> float:
+            calls.append(name)
+            return n * 1e-6
+
+        return batch
+
+    comparison = harness.compare_batches(
+        "t",
+        {"a": candidate("a"), "b": candidate("b")},
+        unit="op",
+        inner=10,
+        rounds=3,
+        warmup_rounds=1,
+        baseline="a",
+    )
+
+    assert calls == ["a", "b"] * 4
+    assert comparison.figures["b"].median_us == pytest.approx(1.0)
+    assert comparison.figures["b"].rounds == 3
+
+
+def test_runner_discovers_every_bench_module() -> None:
+    names = run.discover()
+
+    assert "bench_requests" in names
+    assert all(name.startswith("bench_") for name in names)
+
+
+def test_a_configuration_that_is_not_what_its_label_says_is_refused() -> None:
+    stats = {"requests": 10, "spans_exported": 0, "middleware": []}
+
+    with pytest.raises(bench_requests.WorkerError, match="OtelDjangoMiddleware missing"):
+        bench_requests.check_configuration("otel_django", stats)
+    with pytest.raises(bench_requests.WorkerError, match="0 spans for 10 requests"):
+        bench_requests.check_configuration(
+            "otel_django", {**stats, "middleware": ["otel_django.middleware.OtelDjangoMiddleware"]}
+        )
+
+
+@pytest.mark.slow
+def test_quick_run_gives_every_request_configuration_a_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--only",
+            "requests",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        env=clean_environ(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["failed"] == []
+    assert report["machine"]["python"]
+    comparisons = report["benchmarks"]["bench_requests"]["comparisons"]
+    by_title = {c["title"]: c for c in comparisons}
+    expected = {
+        bench_requests.MAIN_TITLE: bench_requests.MAIN,
+        bench_requests.BY_CONCERN_TITLE: bench_requests.BY_CONCERN,
+    }
+    assert set(by_title) == set(expected)
+    for title, keys in expected.items():
+        figures = by_title[title]["figures"]
+        assert list(figures) == [CONFIGURATIONS[k].label for k in keys]
+        for figure in figures.values():
+            assert figure["median_us"] > 0
+            assert figure["rounds"] >= 1
+            assert figure["overhead_us"] is not None
+    for target in by_title[bench_requests.MAIN_TITLE]["targets"]:
+        assert target["value"] is not None, target
+    for comparison in comparisons:
+        assert comparison["title"] in process.stdout

@@ -1,0 +1,40 @@
+"""The demo's tour, as `make demo` runs it: spans printed, logs as JSON, metrics served."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.servers import DEMO, copy_database, demo_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_tour_shows_traces_logs_and_metrics(seeded: Path, tmp_path: Path) -> None:
+    database = copy_database(seeded, tmp_path)
+    env = demo_env(
+        database, OTEL_TRACES_EXPORTER="console", OTEL_DJANGO_METRICS_PASSWORD="tour-password"
+    )
+    env.pop("OTEL_DJANGO_LOG_LEVEL")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "rundemo", "--tour-only", "--port", str(free_port())],
+        cwd=DEMO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for route in ("products/", "products/<int:pk>/", "n-plus-one/", "slow/", "boom/"):
+        assert f"  GET {route} [server]" in result.stderr
+    assert "* n_plus_one" in result.stderr
+    assert "--- GET /metrics (basic auth): 200, 9 request-count series" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    access = [line for line in lines if line["logger"] == "otel_django.access"]
+    assert {line["http.route"] for line in access} >= {"products/", "boom/", "n-plus-one/"}
+    assert all(len(line["trace_id"]) == 32 for line in access)
