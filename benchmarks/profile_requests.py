@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.run(500)
         out.write(
             f"{CONFIGURATIONS[args.config].label}: unprofiled "
-            f"{app.run(args.requests) / args.requests / 1e3:.1f} us per request\n"
+            f"{app.run(args.requests)[0] / args.requests / 1e3:.1f} us per request\n"
         )
         if args.tool == "pyinstrument":
             from pyinstrument import Profiler

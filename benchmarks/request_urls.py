@@ -12,7 +12,7 @@ from shop.models import Product
 
 
 def product_name(request: HttpRequest, pk: int) -> JsonResponse:
-    name = Product.objects.values_list("name", flat=True).get(pk=pk)
+    name = Product._default_manager.values_list("name", flat=True).get(pk=pk)
     return JsonResponse({"id": pk, "name": name})
 
 

@@ -11,11 +11,13 @@ It is inserted first in ``MIDDLEWARE`` at startup; list
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.db import Error as DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
@@ -127,7 +129,8 @@ class OtelDjangoMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         state: _RequestState | None = getattr(request, "_otel_django", None)
         if state is not None and state.span.is_recording():
-            state.span.record_exception(exception, escaped=True)
+            withheld = _without_message(exception) if isinstance(exception, DatabaseError) else None
+            state.span.record_exception(exception, attributes=withheld, escaped=True)
             state.span.set_attribute("error.type", _qualified_name(type(exception)))
         if state is not None:
             request._otel_django_error = _qualified_name(type(exception))  # type: ignore[attr-defined]
@@ -240,6 +243,16 @@ class OtelDjangoMiddleware:
             self._access_log.log(request, method, route, status, duration_ns / 1e6, response_size)
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)
+
+
+def _without_message(exception: BaseException) -> dict[str, str]:
+    """Database errors quote values of the failing statement: keep the type and frames only."""
+    frames = "".join(traceback.format_tb(exception.__traceback__))
+    name = _qualified_name(type(exception))
+    return {
+        "exception.message": "",
+        "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{name}",
+    }
 
 
 def _qualified_name(cls: type) -> str:

@@ -148,6 +148,9 @@ def shutdown() -> None:
     meter_provider = metrics.get_meter_provider()
     if isinstance(meter_provider, MeterProvider):
         meter_provider.shutdown()
+    from .logging.otlp import shutdown_log_export
+
+    shutdown_log_export()
 
 
 def instrument_libraries() -> None:
@@ -200,16 +203,16 @@ def setup_django() -> Config:
         if not under_wrapper:
             instrument_libraries()
         install_middleware()
+        from .celery import instrument_celery
         from .db.django import instrument_django_db
         from .metrics.instrumentation import instrument as instrument_metrics
         from .sentry import setup_sentry
 
+        # Before the database's Celery receivers: the task's span is current when they run.
+        instrument_celery(config)
         instrument_django_db(config)
         if config.metrics_enabled:
             instrument_metrics(config)
         setup_sentry(config)
-        from .celery import instrument_celery
-
-        instrument_celery(config)
         _django_ready = True
         return config

@@ -9,7 +9,6 @@ only the span event is skipped.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import importlib.util
 from typing import Any
@@ -36,8 +35,7 @@ def _task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
     token = _tokens.pop(task_id, None) if task_id is not None else None
     if token is None:
         return
-    with contextlib.suppress(ValueError):  # a token of another context cannot be reset here
-        insight.end_request(token)
+    insight.end_request(token)
 
 
 def instrument() -> bool:

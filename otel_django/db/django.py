@@ -11,22 +11,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from .. import __version__
 from ..config import Config
-from ..redaction import REDACTED, Redactor
+from ..redaction import Redactor
 from . import insight as insight_module
 from .explain import explain_postgresql, explain_sqlite
-from .insight import Insight
+from .insight import Insight, parameter_attributes, qualified_name
 from .sql import QueryDescription, describe
 
 DB_SYSTEMS = {
@@ -39,36 +40,9 @@ DB_SYSTEMS = {
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 logger = logging.getLogger("otel_django.db")
 
-PARAMETER_MAX_LENGTH = 256
-PARAMETERS_MAX = 32
 _CACHE_MAX = 4096
 
 Attributes = dict[str, AttributeValue]
-
-
-def qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def parameter_attributes(params: Any, redactor: Redactor) -> Attributes:
-    """``db.query.parameter.<key>`` attributes (opt-in): index or name, values as strings."""
-    attributes: Attributes = {}
-    if isinstance(params, Mapping):
-        items: Any = params.items()
-    elif isinstance(params, (list, tuple)):
-        items = enumerate(params)
-    else:
-        return attributes
-    for n, (key, value) in enumerate(items):
-        if n >= PARAMETERS_MAX:
-            break
-        name = str(key)
-        if isinstance(key, str) and redactor.is_sensitive(key):
-            attributes[f"db.query.parameter.{name}"] = REDACTED
-        else:
-            attributes[f"db.query.parameter.{name}"] = str(value)[:PARAMETER_MAX_LENGTH]
-    return attributes
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -84,6 +58,7 @@ class QueryObserver:
 
     def __init__(self, config: Config, insight: Insight | None = None) -> None:
         self._tracer = trace.get_tracer("otel_django.db", __version__)
+        self._skip_unsampled: bool | None = None
         self._duration = (
             metrics.get_meter("otel_django.db", __version__).create_histogram(
                 "db.client.operation.duration",
@@ -155,14 +130,17 @@ class QueryObserver:
                 parameters = parameter_attributes(params, self._redactor)
                 span_attributes = {**span_attributes, **parameters}
             current = otel_context.get_current()
-            if trace.get_current_span(current).get_span_context().is_valid:
+            parent = trace.get_current_span(current).get_span_context()
+            if parent.is_valid and (
+                parent.trace_flags.sampled or not self._unsampled_children_dropped()
+            ):
                 span = self._tracer.start_span(
                     description.summary,
                     context=current,
                     kind=SpanKind.CLIENT,
                     attributes=span_attributes,
                 )
-            else:  # outside any request or task (migrations, startup): measured, not traced
+            else:  # outside any request or task, or in an unsampled one: measured, not traced
                 span = trace.INVALID_SPAN
         except Exception:  # telemetry never stands between the application and its query
             logger.debug("query not observed", exc_info=True)
@@ -190,6 +168,22 @@ class QueryObserver:
                 )
             except Exception:
                 logger.debug("query observation failed", exc_info=True)
+
+    def _unsampled_children_dropped(self) -> bool:
+        """Whether the sampler drops every child of an unsampled parent (``ParentBased`` with
+        its defaults, as otel_django sets it up). Then a query in an unsampled request gets no
+        span at all: the SDK would build one only to drop it, about 20 us per query."""
+        known = self._skip_unsampled
+        if known is None:
+            sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+            if sampler is None:
+                return False  # no SDK provider yet (a pre-fork master): decide later
+            known = self._skip_unsampled = (
+                isinstance(sampler, ParentBased)
+                and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+                and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+            )
+        return known
 
     def _finish(
         self,

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
+import sysconfig
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -27,6 +29,7 @@ from opentelemetry.trace import Span
 
 from .. import __version__
 from ..config import Config
+from ..redaction import REDACTED, Redactor
 from .sql import QueryDescription
 
 SLOW = "otel_django.db.slow"
@@ -36,6 +39,8 @@ COUNT = "otel_django.db.count"
 SLOW_QUERY_EVENT = "slow_query"
 N_PLUS_ONE_EVENT = "n_plus_one"
 
+PARAMETER_MAX_LENGTH = 256
+PARAMETERS_MAX = 32
 SHAPES_PER_SCOPE = 2048  # distinct query shapes tracked per request; more are not counted
 EXPLAIN_SHAPES = 1024  # query shapes whose last EXPLAIN time is remembered
 
@@ -71,21 +76,41 @@ class Location:
         }
 
 
+_STDLIB = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]})
+_THIRD_PARTY = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
 def caller_location(frame: FrameType | None = None) -> Location | None:
-    """The innermost frame outside Django, SQLAlchemy, otel_django and their plumbing."""
+    """The innermost frame of application code that led to this call.
+
+    Frames of Django, SQLAlchemy, otel_django and their plumbing are never it. Among the others,
+    the innermost one outside installed packages and the standard library wins (a view, not the
+    serializer library it called); failing that, the innermost one at all.
+    """
     frame = frame if frame is not None else sys._getframe(1)
+    fallback: FrameType | None = None
     while frame is not None:
         module = frame.f_globals.get("__name__")
         if not isinstance(module, str):
             module = ""
-        if module.partition(".")[0] not in LIBRARY_MODULES:
-            code = frame.f_code
-            if not code.co_filename.startswith("<"):
-                qualname = getattr(code, "co_qualname", code.co_name)  # co_qualname: 3.11+
-                function = f"{module}.{qualname}" if module else qualname
-                return Location(code.co_filename, frame.f_lineno, function)
+        filename = frame.f_code.co_filename
+        if module.partition(".")[0] not in LIBRARY_MODULES and not filename.startswith("<"):
+            if not filename.startswith(_STDLIB) and not any(p in filename for p in _THIRD_PARTY):
+                return _location(frame, module)
+            if fallback is None:
+                fallback = frame
         frame = frame.f_back
-    return None
+    if fallback is None:
+        return None
+    module = fallback.f_globals.get("__name__")
+    return _location(fallback, module if isinstance(module, str) else "")
+
+
+def _location(frame: FrameType, module: str) -> Location:
+    code = frame.f_code
+    qualname = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+    function = f"{module}.{qualname}" if module else qualname
+    return Location(code.co_filename, frame.f_lineno, function)
 
 
 class _Finding:
@@ -123,13 +148,42 @@ def begin_request(span: Span | None) -> contextvars.Token[RequestScope | None]:
 def end_request(token: contextvars.Token[RequestScope | None]) -> None:
     """Closes the scope and reports its N+1 patterns. Call it before ending the scope's span."""
     scope = _scope.get()
-    _scope.reset(token)
+    try:
+        _scope.reset(token)
+    except (ValueError, RuntimeError):  # a token of another context, or used twice
+        logger.debug("query scope closed out of order", exc_info=True)
     if scope is not None and scope.found and _insight is not None:
         _insight.report_n_plus_one(scope)
 
 
 def current_scope() -> RequestScope | None:
     return _scope.get()
+
+
+def qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def parameter_attributes(params: Any, redactor: Redactor) -> dict[str, str]:
+    """``db.query.parameter.<index or name>`` (opt-in), values as strings; sensitive names
+    (``password``...) stay redacted."""
+    attributes: dict[str, str] = {}
+    if isinstance(params, Mapping):
+        items: Any = params.items()
+    elif isinstance(params, (list, tuple)):
+        items = enumerate(params)
+    else:
+        return attributes
+    for n, (key, value) in enumerate(items):
+        if n >= PARAMETERS_MAX:
+            break
+        name = f"db.query.parameter.{key}"
+        if isinstance(key, str) and redactor.is_sensitive(key):
+            attributes[name] = REDACTED
+        else:
+            attributes[name] = str(value)[:PARAMETER_MAX_LENGTH]
+    return attributes
 
 
 def metric_attributes(description: QueryDescription, system: str) -> dict[str, str]:

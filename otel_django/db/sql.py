@@ -7,7 +7,8 @@ shape, not once per query. What it does to the text:
   parameterised and the values travel separately;
 * literals (strings, including ``E''``, ``N''``, ``X''`` and dollar-quoted ones; numbers;
   ``TRUE``/``FALSE``) become ``?``, and an unterminated literal swallows the rest of the text;
-* comments are removed (sqlcommenter comments carry trace ids), whitespace is collapsed;
+* comments are removed (sqlcommenter comments carry trace ids); whitespace is kept, so
+  parameterised text without literals or comments is recorded exactly as sent;
 * ``IN (...)`` lists of values or placeholders become ``IN (?)``, repeated ``VALUES`` rows
   become the first row followed by ``, ...``;
 * the result is cut at ``max_length``; a text longer than the parse budget is parsed only up
@@ -97,6 +98,9 @@ class QueryDescription:
     explainable: bool  # one statement, SELECT only: EXPLAIN may be run on it
 
 
+Token = tuple[str, str, str]  # kind, text, the whitespace before it
+
+
 def _token_value(kind: str, text: str) -> tuple[str, str]:
     if kind in ("string", "dollar", "number"):
         return "value", "?"
@@ -107,19 +111,22 @@ def _token_value(kind: str, text: str) -> tuple[str, str]:
     return kind, text
 
 
-def _tokens(sql: str, dialect: str | None) -> tuple[list[tuple[str, str, bool]], bool]:
-    """(kind, text, space_before) tokens without comments; and whether there is one statement."""
+def _tokens(sql: str, dialect: str | None) -> tuple[list[Token], bool]:
+    """Tokens without comments; and whether there is one statement."""
     pattern = _BACKSLASH if dialect in BACKSLASH_DIALECTS else _STANDARD
-    tokens: list[tuple[str, str, bool]] = []
-    space = False
+    tokens: list[Token] = []
+    space = ""
     statement_ended = False
     single = True
     for match in pattern.finditer(sql):
         kind = match.lastgroup or "other"
         if kind == "tag":  # the inner group of a dollar string: the outer one matched
             kind = "dollar"
-        if kind in ("ws", "comment"):
-            space = True
+        if kind == "ws":
+            space += match.group()
+            continue
+        if kind == "comment":
+            space = space or " "
             continue
         text = match.group()
         if kind == "dollar":
@@ -130,11 +137,11 @@ def _tokens(sql: str, dialect: str | None) -> tuple[list[tuple[str, str, bool]],
             statement_ended = True
         kind, text = _token_value(kind, text)
         tokens.append((kind, text, space))
-        space = False
+        space = ""
     return tokens, single
 
 
-def _value_item_end(tokens: list[tuple[str, str, bool]], i: int) -> int:
+def _value_item_end(tokens: list[Token], i: int) -> int:
     """Index after one value item (``?``, ``%s``, ``-?``, ``NULL``, ``DEFAULT``) at ``i``, or -1."""
     if i < len(tokens) and tokens[i][1] in ("-", "+"):
         i += 1
@@ -146,7 +153,7 @@ def _value_item_end(tokens: list[tuple[str, str, bool]], i: int) -> int:
     return -1
 
 
-def _value_tuple_end(tokens: list[tuple[str, str, bool]], i: int) -> int:
+def _value_tuple_end(tokens: list[Token], i: int) -> int:
     """Index after ``( item, item ... )`` starting at ``i``, or -1."""
     if i >= len(tokens) or tokens[i][1] != "(":
         return -1
@@ -158,8 +165,8 @@ def _value_tuple_end(tokens: list[tuple[str, str, bool]], i: int) -> int:
     return i + 1
 
 
-def _collapse_lists(tokens: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
-    out: list[tuple[str, str, bool]] = []
+def _collapse_lists(tokens: list[Token]) -> list[Token]:
+    out: list[Token] = []
     i = 0
     n = len(tokens)
     while i < n:
@@ -172,7 +179,7 @@ def _collapse_lists(tokens: list[tuple[str, str, bool]]) -> list[tuple[str, str,
         if upper == "IN":
             end = _value_tuple_end(tokens, i)
             if end != -1:
-                out += [("other", "(", tokens[i][2]), ("value", "?", False), ("other", ")", False)]
+                out += [("other", "(", tokens[i][2]), ("value", "?", ""), ("other", ")", "")]
                 i = end
         elif upper == "VALUES":
             end = _value_tuple_end(tokens, i)
@@ -189,12 +196,12 @@ def _collapse_lists(tokens: list[tuple[str, str, bool]]) -> list[tuple[str, str,
                 repeated = True
                 i = next_end
             if repeated:
-                out += [("other", ",", False), ("other", "...", True)]
+                out += [("other", ",", ""), ("other", "...", " ")]
     return out
 
 
-def _render(tokens: list[tuple[str, str, bool]]) -> str:
-    return "".join((" " + text) if space else text for _, text, space in tokens).strip()
+def _render(tokens: list[Token]) -> str:
+    return "".join(space + text for _, text, space in tokens).strip()
 
 
 def _unquote(text: str) -> str:
@@ -204,7 +211,7 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _name_at(tokens: list[tuple[str, str, bool]], i: int) -> tuple[str | None, int]:
+def _name_at(tokens: list[Token], i: int) -> tuple[str | None, int]:
     """A possibly qualified name (``schema.table``) at ``i``, and the index after it."""
     parts: list[str] = []
     n = len(tokens)
@@ -223,7 +230,7 @@ def _name_at(tokens: list[tuple[str, str, bool]], i: int) -> tuple[str | None, i
     return ".".join(parts)[:NAME_MAX_LENGTH], i
 
 
-def _summarize(tokens: list[tuple[str, str, bool]]) -> tuple[list[str], list[str], list[str]]:
+def _summarize(tokens: list[Token]) -> tuple[list[str], list[str], list[str]]:
     """Summary parts in order, and the operations and targets among them."""
     parts: list[str] = []
     operations: list[str] = []

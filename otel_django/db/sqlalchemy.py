@@ -24,9 +24,10 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ..config import Config
+from ..redaction import Redactor
 from . import insight as insight_module
 from .explain import explain_postgresql, explain_sqlite
-from .insight import Insight
+from .insight import Insight, parameter_attributes, qualified_name
 from .sql import QueryDescription, describe
 
 SYSTEMS = {
@@ -50,17 +51,21 @@ _installed: _Hooks | None = None
 class _Hooks:
     def __init__(self, config: Config, insight: Insight) -> None:
         self.max_length = config.query_text_max_length
+        self.record_parameters = config.record_query_parameters
+        self.redactor = Redactor(config.redact_keys)
         self.insight = insight
         # Which attributes upstream sets depends on OTEL_SEMCONV_STABILITY_OPT_IN, fixed for the
         # process: learnt from the first span, then the attributes are built once per shape.
         self._upstream_keys: frozenset[str] | None = None
         self._attributes: dict[tuple[QueryDescription, str], dict[str, str]] = {}
 
-    def set_attributes(self, span: Span, description: QueryDescription, system: str) -> None:
+    def set_attributes(
+        self, span: Span, description: QueryDescription, system: str, statement: Any
+    ) -> None:
         key = (description, system)
         attributes = self._attributes.get(key)
         if attributes is None:
-            attributes = self._build_attributes(span, description, system)
+            attributes = self._build_attributes(span, description, system, statement)
             if len(self._attributes) >= _CACHE_MAX:
                 self._attributes.clear()
             self._attributes[key] = attributes
@@ -68,7 +73,7 @@ class _Hooks:
         span.set_attributes(attributes)
 
     def _build_attributes(
-        self, span: Span, description: QueryDescription, system: str
+        self, span: Span, description: QueryDescription, system: str, statement: Any
     ) -> dict[str, str]:
         # Every attribute set costs a validation in the SDK: set only what upstream got wrong
         # or left out.
@@ -76,10 +81,12 @@ class _Hooks:
             self._upstream_keys = frozenset(getattr(span, "attributes", None) or ())
         upstream = self._upstream_keys
         attributes = {"db.query.summary": description.summary}
-        for key in _RAW_TEXT_ATTRIBUTES:
-            if key in upstream:
-                attributes[key] = description.text
-        attributes["db.query.text"] = description.text
+        if description.text != statement:  # else upstream's raw text is already the safe one
+            for key in _RAW_TEXT_ATTRIBUTES:
+                if key in upstream:
+                    attributes[key] = description.text
+        if "db.query.text" not in upstream or description.text != statement:
+            attributes["db.query.text"] = description.text
         if description.operation:
             attributes["db.operation.name"] = description.operation
         elif "db.operation.name" in upstream:
@@ -87,8 +94,8 @@ class _Hooks:
             attributes["db.operation.name"] = description.summary.partition(" ")[0]
         if description.collection:
             attributes["db.collection.name"] = description.collection
-        if "db.system.name" not in upstream:
-            attributes["db.system.name"] = system
+        if "db.system.name" not in upstream or system not in ("postgresql", "sqlite", "mysql"):
+            attributes["db.system.name"] = system  # upstream says "mssql", "oracle" ...
         return attributes
 
     def before_cursor_execute(
@@ -120,7 +127,9 @@ class _Hooks:
             description = describe(statement, self.max_length, dialect)
             span: Span | None = getattr(context, _SPAN, None)
             if span is not None and span.is_recording():
-                self.set_attributes(span, description, system)
+                self.set_attributes(span, description, system, statement)
+                if self.record_parameters and not executemany and parameters:
+                    span.set_attributes(parameter_attributes(parameters, self.redactor))
             insight = self.insight
             insight.count(description, system)
             if duration >= insight.slow_s:
@@ -149,19 +158,15 @@ class _Hooks:
                         span,
                         describe(statement, self.max_length, dialect),
                         SYSTEMS.get(dialect, dialect),
+                        statement,
                     )
                 error = exception_context.original_exception
-                span.set_attribute("error.type", _qualified_name(type(error)))
+                span.set_attribute("error.type", qualified_name(type(error)))
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
             setattr(context, _SPAN, None)
         except Exception:
             insight_module.logger.debug("SQLAlchemy error hook failed", exc_info=True)
-
-
-def _qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> Any:
@@ -185,7 +190,6 @@ def instrument(config: Config) -> bool:
     """Listens on every SQLAlchemy engine, if SQLAlchemy is installed. Idempotent."""
     global _installed
     if _installed is not None:
-        _installed.max_length = config.query_text_max_length
         return True
     if importlib.util.find_spec("sqlalchemy") is None:
         return False

@@ -136,6 +136,14 @@ def get_provider() -> LoggerProvider | None:
     return _provider
 
 
+def shutdown_log_export() -> None:
+    """Sends what is queued and stops exporting (lines keep going to stdout)."""
+    global _provider
+    provider, _provider = _provider, None
+    if provider is not None:
+        provider.shutdown()
+
+
 def export_processor(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Sends the line as an OTel log record, if log export is set up; never raises."""
     provider = _provider
@@ -192,9 +200,12 @@ def _attribute_value(value: object) -> Any:
         return tuple(value)
     if value is None:
         return "None"
-    from .output import render_json
+    if isinstance(value, dict):
+        from .output import render_json
 
-    return render_json(None, "", value)[:-1] if isinstance(value, dict) else str(value)
+        line = render_json(None, "", value)
+        return (line.decode() if isinstance(line, bytes) else line).rstrip("\n")
+    return str(value)
 
 
 def exception_attributes(exception: object) -> dict[str, str]:

@@ -45,30 +45,56 @@ def _json_escape(match: re.Match[str]) -> str:
     return json.dumps(match.group())[1:-1]
 
 
+def _stdout_fd() -> int | None:
+    try:
+        return sys.__stdout__.fileno() if sys.__stdout__ is not None else None
+    except (OSError, ValueError):  # no real file descriptor (an embedding, a test runner)
+        return None
+
+
+_STDOUT_FD = _stdout_fd()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class LineWriter:
-    """Writes whole lines, each flushed at once, to ``stream`` (default: the current
-    ``sys.stdout``, looked up per line so redirections and test capture apply)."""
+    """Writes whole lines, each one at once, to ``stream`` (default: the current
+    ``sys.stdout``, looked up per line so redirections and test capture apply).
+
+    To the process's real stdout a line goes with one ``write()`` call on the file descriptor,
+    after whatever ``print()`` left in ``sys.stdout``'s buffer: a line costs one system call,
+    and stays whole in a pipe shared with other processes (up to ``PIPE_BUF``, 4 KiB).
+    """
 
     __slots__ = ("_stream",)
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def write(self, line: str) -> None:
+    def write(self, line: str | bytes) -> None:
         stream = self._stream or sys.stdout
         if stream is None:  # pythonw, or stdout closed by a daemoniser
             return
+        fd = _STDOUT_FD if stream is sys.__stdout__ else None
         with _lock:
             try:
-                stream.write(line)
-                stream.flush()
-            except UnicodeEncodeError:
-                # A stream that is not UTF-8: JSON escapes keep the line valid JSON.
-                try:
-                    stream.write(_NON_ASCII.sub(_json_escape, line))
+                if fd is not None:
                     stream.flush()
-                except (OSError, ValueError):
-                    pass
+                    if isinstance(line, str):
+                        line = line.encode("utf-8", "backslashreplace")
+                    _write_all(fd, line)
+                    return
+                text = line if isinstance(line, str) else line.decode("utf-8")
+                try:
+                    stream.write(text)
+                except UnicodeEncodeError:
+                    # A stream that is not UTF-8: JSON escapes keep the line valid JSON.
+                    stream.write(_NON_ASCII.sub(_json_escape, text))
+                stream.flush()
             except (OSError, ValueError):  # broken pipe, closed stream: never the app's problem
                 pass
 
@@ -82,7 +108,7 @@ class LineLogger:
         self.name = name
         self._write = writer.write
 
-    def msg(self, line: str) -> None:
+    def msg(self, line: str | bytes) -> None:
         self._write(line)
 
     debug = info = warning = warn = error = critical = fatal = exception = log = failure = msg
@@ -126,17 +152,18 @@ def _dumps_stdlib(event_dict: EventDict) -> str:
 if orjson is not None:
     _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
-    def _dumps(event_dict: EventDict) -> str:
+    def _dumps(event_dict: EventDict) -> str | bytes:
         data = orjson.dumps(event_dict, default=_fallback_default, option=_OPTIONS)
         if data.isascii():
-            return data.decode()
+            return data
         return _LINE_BREAKS.sub(_escape_line_break, data.decode())
 else:  # pragma: no cover
     _dumps = _dumps_stdlib
 
 
-def render_json(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
-    """One JSON object and a newline. Whatever the values, it returns a valid line."""
+def render_json(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str | bytes:
+    """One JSON object and a newline (UTF-8 bytes or text). Whatever the values, it returns
+    a valid line."""
     with contextlib.suppress(Exception):
         return _dumps(event_dict)
     try:  # orjson refuses what json accepts: integers beyond 64 bits, say
@@ -160,6 +187,7 @@ def with_newline(renderer: Processor) -> Processor:
 
 
 # Attributes every LogRecord has; the others came through ``extra=``.
+_PLAIN_SIZE = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
@@ -225,7 +253,8 @@ class PipelineHandler(logging.Handler):
             "_created": record.created,
         }
         attributes = record.__dict__
-        extra = attributes.keys() - _RECORD_ATTRIBUTES
+        # A record with no ``extra=`` has exactly the plain attributes: skip the set difference.
+        extra = () if len(attributes) == _PLAIN_SIZE else attributes.keys() - _RECORD_ATTRIBUTES
         if extra:
             for key in extra:
                 value = attributes[key]

@@ -6,6 +6,7 @@ Each is a plain structlog processor ``(logger, method_name, event_dict) -> event
 from __future__ import annotations
 
 import re
+import sys
 import time
 from types import TracebackType
 from typing import Any
@@ -95,7 +96,7 @@ _bound_keys: tuple[int, list[tuple[str, Any]]] = (-1, [])
 
 def merge_contextvars(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog's ``merge_contextvars``, reading structlog's own context variables only
-    instead of walking every variable of the context (a third of the time of the step)."""
+    instead of copying the context and walking every variable in it."""
     global _bound_keys
     if _CONTEXT_VARS is None:  # pragma: no cover - a structlog that stores them elsewhere
         return structlog.contextvars.merge_contextvars(wrapped, method_name, event_dict)
@@ -174,8 +175,8 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 def exc_info_tuple(value: object) -> ExcInfo | None:
-    import sys
-
+    """What ``exc_info=`` stands for: an exception, a ``sys.exc_info()`` tuple, or ``True``
+    for the exception being handled. None when there is none."""
     if isinstance(value, BaseException):
         return type(value), value, value.__traceback__
     if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):

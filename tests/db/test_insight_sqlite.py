@@ -236,3 +236,22 @@ def test_a_failure_before_the_query_never_stops_it(
     spans.clear()
     assert Category.objects.count() == 0
     assert not spans.get_finished_spans()
+
+
+def test_caller_location_prefers_application_code_over_installed_packages() -> None:
+    """A library outside the skip list (a serializer package, say) is not the answer."""
+    import os
+
+    library = os.path.join(os.sep, "venv", "lib", "site-packages", "serializers", "fields.py")
+    namespace: dict[str, Any] = {"__name__": "serializers.fields", "insight": insight}
+    exec(
+        compile("def get_attribute():\n    return insight.caller_location()\n", library, "exec"),
+        namespace,
+    )
+
+    def view() -> tuple[insight.Location | None, int]:
+        return namespace["get_attribute"](), sys._getframe().f_lineno
+
+    location, line = view()
+    assert location is not None
+    assert (location.file, location.line) == (__file__, line)

@@ -35,6 +35,7 @@ CANARY = "zq7canary"
             "SELECT x::text, y FROM t WHERE z LIKE '%%' || %s",
             "SELECT x::text, y FROM t WHERE z LIKE ? || %s",
         ),
+        ("SELECT a,\n       b\nFROM t\nWHERE c = %s", "SELECT a,\n       b\nFROM t\nWHERE c = %s"),
         # Literals become ?.
         (f"SELECT * FROM t WHERE a = '{CANARY}'", "SELECT * FROM t WHERE a = ?"),
         (f"SELECT * FROM t WHERE a = 'it''s {CANARY}'", "SELECT * FROM t WHERE a = ?"),
@@ -51,7 +52,7 @@ CANARY = "zq7canary"
         ("SELECT DATE '2024-01-01', INTERVAL '1 day'", "SELECT DATE ?, INTERVAL ?"),
         (f"SELECT * FROM t WHERE a = '{CANARY}", "SELECT * FROM t WHERE a = ?"),  # unterminated
         # Comments are removed: sqlcommenter puts trace ids there.
-        (f"/* traceparent='00-{CANARY}' */ SELECT 1 -- {CANARY}\n FROM t", "SELECT ? FROM t"),
+        (f"/* traceparent='00-{CANARY}' */ SELECT 1 -- {CANARY}\n FROM t", "SELECT ? \n FROM t"),
         # IN lists and repeated VALUES rows collapse.
         (
             "SELECT * FROM t WHERE id IN (1, 2, 3, -4) AND k IN (%s, %s)",

@@ -194,3 +194,22 @@ def test_old_semantic_conventions_statement_is_sanitized_too(spans: InMemorySpan
     assert span.attributes["db.statement"] == "SELECT * FROM item WHERE name = ?"
     assert span.attributes["db.query.text"] == "SELECT * FROM item WHERE name = ?"
     assert span.attributes["db.system.name"] == "sqlite"
+
+
+def test_parameters_are_recorded_only_when_switched_on(
+    engine: sqlalchemy.Engine, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_django.db import sqlalchemy as module
+
+    hooks = module._installed
+    assert hooks is not None
+    spans.clear()
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT name FROM item WHERE name = :name"), {"name": CANARY})
+        monkeypatch.setattr(hooks, "record_parameters", True)
+        conn.execute(sqlalchemy.text("SELECT name FROM item WHERE id = :id"), {"id": 2})
+
+    off, opted = statement_spans(spans)
+    assert CANARY not in str(dict(off.attributes))
+    assert not [k for k in off.attributes if k.startswith("db.query.parameter.")]
+    assert opted.attributes["db.query.parameter.0"] == "2"  # sqlite's qmark: by position

@@ -258,3 +258,30 @@ def test_sampler_follows_the_standard_settings(
         parent = trace.set_span_in_context(parent_span)
     result = build_sampler(config).should_sample(parent, 12345, "GET")
     assert result.decision.is_sampled() is expected
+
+
+@pytest.mark.django_db
+def test_database_error_in_a_view_records_no_values(spans: InMemorySpanExporter) -> None:
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    def failing_view(request: HttpRequest) -> JsonResponse:
+        with connections["default"].cursor() as cursor:
+            value = request.GET["q"]
+            cursor.execute(f"SELECT * FROM no_such_table_4471 WHERE x = '{value}'")
+        return JsonResponse({})
+
+    urlconf = type("urls", (), {"urlpatterns": [path("f/", failing_view)]})
+    spans.clear()
+    with override_settings(ROOT_URLCONF=urlconf):
+        client = Client(raise_request_exception=False)
+        assert client.get("/f/", {"q": "secret-literal"}).status_code == 500
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    (event,) = server.events
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "django.db.utils.OperationalError"
+    assert "failing_view" in str(event.attributes["exception.stacktrace"])
+    # The query string is recorded as sent (q is not a sensitive key); the error is not.
+    recorded = [[e.attributes for e in s.events] for s in finished]
+    assert [r for r in recorded if "secret-literal" in str(r)] == []

@@ -22,10 +22,14 @@ from celery.contrib.testing.worker import start_worker  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-app = celery.Celery("otel-django-log-tests", broker="memory://", backend="cache+memory://",
-                    set_as_current=False)
-app.conf.update(task_always_eager=False, broker_connection_retry_on_startup=True,
-                broker_transport_options={"polling_interval": 0.05})
+app = celery.Celery(
+    "otel-django-log-tests", broker="memory://", backend="cache+memory://", set_as_current=False
+)
+app.conf.update(
+    task_always_eager=False,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"polling_interval": 0.05},
+)
 
 
 @app.task(name="tests.logs.report")

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.urls("tests.logs.urls")
 
 
 @pytest.fixture
-def exporting(otlp_receiver: OTLPReceiver,
-              with_config: Callable[..., Config]) -> Iterator[OTLPReceiver]:
+def exporting(
+    otlp_receiver: OTLPReceiver, with_config: Callable[..., Config]
+) -> Iterator[OTLPReceiver]:
     config = with_config(LOGS_EXPORTER="otlp", OTLP_ENDPOINT=otlp_receiver.endpoint)
     setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
     provider = otlp.get_provider()
@@ -32,8 +33,8 @@ def exporting(otlp_receiver: OTLPReceiver,
     try:
         yield otlp_receiver
     finally:
-        otlp._provider = None
-        provider.shutdown()
+        otlp.shutdown_log_export()
+    assert otlp.get_provider() is None
 
 
 def flush() -> None:
@@ -45,16 +46,16 @@ def flush() -> None:
 def test_lines_are_exported_with_the_request_trace_and_printed_once(
     exporting: OTLPReceiver, lines: Lines, spans: InMemorySpanExporter
 ) -> None:
-    Client().post("/form/", {"user": "ann", "password": "p4ss"},
-                  HTTP_X_REQUEST_ID="otlp-req-1")
+    Client().post("/form/", {"user": "ann", "password": "p4ss"}, HTTP_X_REQUEST_ID="otlp-req-1")
     flush()
     assert exporting.wait_for(lambda r: len(r.logs) >= 3)
     (server,) = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
     trace_id = format(server.context.trace_id, "032x")
     printed = lines()
     assert [line["event"] for line in printed] == ["form received", "form received", "request"]
-    records = [r for r in exporting.logs if r.attributes.get("otel_django.request_id")
-               == "otlp-req-1"]
+    records = [
+        r for r in exporting.logs if r.attributes.get("otel_django.request_id") == "otlp-req-1"
+    ]
     assert [r.body for r in records] == ["form received", "form received", "request"]
     for record, line in zip(records, printed, strict=True):
         assert record.trace_id == trace_id == line["trace_id"]

@@ -29,10 +29,18 @@ from otel_django.redaction import REDACTED, Redactor
 from tests.logs.conftest import Lines, parse_lines
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-CORE_ORDER = ["timestamp", "level", "logger", "event", "request_id", "trace_id", "span_id",
-              "service.name"]
+CORE_ORDER = [
+    "timestamp",
+    "level",
+    "logger",
+    "event",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "service.name",
+]
 HOSTILE_MESSAGES = [
-    'quotes " and \' and a backslash \\',
+    "quotes \" and ' and a backslash \\",
     "two\nlines\r\nand a CR\r",
     "unicode: zoé, 日本語, emoji 🎉, RTL \u202e, line separator \u2028",
     "control: NUL \x00 BEL \x07 ESC \x1b[31m red",
@@ -61,7 +69,9 @@ def make_pipeline(**changes: Any) -> Pipeline:
     writer = LineWriter(stream)
     processors = build_processors(config)
     bound = structlog.wrap_logger(
-        LineLogger("tests.pipeline", writer), processors=processors, context_class=dict,
+        LineLogger("tests.pipeline", writer),
+        processors=processors,
+        context_class=dict,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
     stdlib_logger = logging.getLogger("tests.pipeline.stdlib")
@@ -102,8 +112,11 @@ def test_structlog_and_stdlib_lines_have_the_same_keys_in_the_same_order(
         assert line["span_id"] == format(context.span_id, "016x")
         assert line["service.name"] == "otel-django-tests"
         assert line["order_id"] == 42
-    assert (first["level"], first["logger"], first["event"]) == ("info", "tests.pipeline",
-                                                                "from structlog")
+    assert (first["level"], first["logger"], first["event"]) == (
+        "info",
+        "tests.pipeline",
+        "from structlog",
+    )
     assert (second["level"], second["event"]) == ("warning", "from stdlib")
     assert second["logger"] == "tests.pipeline.stdlib"
 
@@ -157,8 +170,11 @@ def test_hostile_messages_stay_one_line_and_round_trip(pipeline: Pipeline, messa
     assert "\r" not in raw and "\x1b" not in raw
     for line in pipeline.lines():
         assert line["event"] == line["value"]
-        expected = message.encode("utf-8", "surrogatepass").decode("utf-8", "replace") \
-            if "\ud800" in message else message
+        expected = (
+            message.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            if "\ud800" in message
+            else message
+        )
         assert line["event"] in (message, expected)
 
 
@@ -176,8 +192,14 @@ def test_any_text_gives_one_valid_json_line(event: str, key: str, value: object)
 def test_values_json_cannot_represent_still_give_a_valid_line(pipeline: Pipeline) -> None:
     cycle: dict[str, Any] = {}
     cycle["self"] = cycle
-    pipeline.structlog_logger.info("odd values", big=2**70, obj=object(), items={1, 2},
-                                   data=b"\xff bytes", nested={1: "int key"})
+    pipeline.structlog_logger.info(
+        "odd values",
+        big=2**70,
+        obj=object(),
+        items={1, 2},
+        data=b"\xff bytes",
+        nested={1: "int key"},
+    )
     pipeline.structlog_logger.info("a cycle", cycle=cycle)
     first, second = pipeline.lines()
     assert first["big"] == 2**70 and first["items"] == [1, 2]
@@ -193,8 +215,13 @@ def test_a_broken_stdlib_format_keeps_the_message() -> None:
 
 
 def test_sensitive_keys_are_redacted_in_both_paths(pipeline: Pipeline) -> None:
-    pipeline.structlog_logger.info("login", password="p4ss", api_key="k3y", user="ann",
-                                   nested={"Authorization": "Bearer t0k", "page": 2})
+    pipeline.structlog_logger.info(
+        "login",
+        password="p4ss",
+        api_key="k3y",
+        user="ann",
+        nested={"Authorization": "Bearer t0k", "page": 2},
+    )
     pipeline.stdlib_logger.info("login", extra={"password": "p4ss", "session_id": "s3s"})
     raw = pipeline.raw()
     for secret in ("p4ss", "k3y", "t0k", "s3s"):
@@ -212,36 +239,80 @@ def test_redact_keys_setting_adds_fragments() -> None:
     assert line["customer_iban"] == REDACTED and line["amount"] == 3
 
 
-@pytest.mark.parametrize("key", ["password", "PASSWORD", "user_password", "passwd", "mysql_pwd",
-                                 "client_secret", "access_token", "api_key", "apiKey",
-                                 "X-API-Key", "Authorization", "auth", "Cookie", "sessionid",
-                                 "csrfmiddlewaretoken", "X-CSRFToken", "credit_card",
-                                 "credit-card-number", "cvv", "ssn", "jwt", "private_key",
-                                 "credentials"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "PASSWORD",
+        "user_password",
+        "passwd",
+        "mysql_pwd",
+        "client_secret",
+        "access_token",
+        "api_key",
+        "apiKey",
+        "X-API-Key",
+        "Authorization",
+        "auth",
+        "Cookie",
+        "sessionid",
+        "csrfmiddlewaretoken",
+        "X-CSRFToken",
+        "credit_card",
+        "credit-card-number",
+        "cvv",
+        "ssn",
+        "jwt",
+        "private_key",
+        "credentials",
+    ],
+)
 def test_sensitive_keys(key: str) -> None:
     assert Redactor().is_sensitive(key)
 
 
-@pytest.mark.parametrize("key", ["author", "authors", "classname", "user", "page", "event",
-                                 "http.route", "url.path", "duration_ms", "user.id", "count"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "author",
+        "authors",
+        "classname",
+        "user",
+        "page",
+        "event",
+        "http.route",
+        "url.path",
+        "duration_ms",
+        "user.id",
+        "count",
+    ],
+)
 def test_ordinary_keys(key: str) -> None:
     assert not Redactor().is_sensitive(key)
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("q=shoes&page=2", "q=shoes&page=2"),
-    ("q=a%20b&password=hunter2", f"q=a%20b&password={REDACTED}"),
-    ("API_KEY=x&token=y&t", f"API_KEY={REDACTED}&token={REDACTED}&t"),
-    ("pass%77ord=x", f"pass%77ord={REDACTED}"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("q=shoes&page=2", "q=shoes&page=2"),
+        ("q=a%20b&password=hunter2", f"q=a%20b&password={REDACTED}"),
+        ("API_KEY=x&token=y&t", f"API_KEY={REDACTED}&token={REDACTED}&t"),
+        ("pass%77ord=x", f"pass%77ord={REDACTED}"),
+        ("", ""),
+    ],
+)
 def test_query_string_redaction(query: str, expected: str) -> None:
     assert Redactor().query_string(query) == expected
 
 
 def test_headers_never_keep_credentials() -> None:
-    headers = {"Authorization": "Bearer x", "Cookie": "a=b", "X-Api-Key": "k",
-               "X-Auth-Token": "t", "Accept": "*/*"}
+    headers = {
+        "Authorization": "Bearer x",
+        "Cookie": "a=b",
+        "X-Api-Key": "k",
+        "X-Auth-Token": "t",
+        "Accept": "*/*",
+    }
     assert Redactor().headers(headers) == {"X-Auth-Token": REDACTED, "Accept": "*/*"}
 
 
@@ -321,8 +392,9 @@ def test_a_broken_stdout_never_reaches_the_caller() -> None:
 
 def test_an_ascii_stdout_still_gets_valid_json() -> None:
     stream = AsciiStream()
-    bound = structlog.wrap_logger(LineLogger("x", LineWriter(stream)),
-                                  processors=build_processors(runtime.get_config()))
+    bound = structlog.wrap_logger(
+        LineLogger("x", LineWriter(stream)), processors=build_processors(runtime.get_config())
+    )
     bound.info("zoé 🎉")
     stream.flush()
     text = stream.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
@@ -339,13 +411,15 @@ def test_the_installed_pipeline_owns_the_root_logger(lines: Lines) -> None:
     logging.getLogger("django.db.backends").warning("a django line")
     logging.getLogger("some.third.party").error("a library line")
     structlog.get_logger("app").info("an app line")
-    assert [line["logger"] for line in lines()] == ["django.db.backends", "some.third.party",
-                                                    "app"]
+    assert [line["logger"] for line in lines()] == ["django.db.backends", "some.third.party", "app"]
 
 
 def test_runserver_request_lines_are_redacted(lines: Lines) -> None:
     logging.getLogger("django.server").info(
-        '"%s" %s %s', "GET /x?password=CANARY-1&q=ok HTTP/1.1", "200", "12",
+        '"%s" %s %s',
+        "GET /x?password=CANARY-1&q=ok HTTP/1.1",
+        "200",
+        "12",
         extra={"request": object(), "server_time": "22/Nov/2025 10:00:00", "status_code": 200},
     )
     (line,) = lines()
@@ -375,13 +449,14 @@ def test_lines_follow_redirected_stdout(capsys: pytest.CaptureFixture[str]) -> N
     assert sys.stdout is not sys.__stdout__
 
 
-
 def test_the_fast_context_merge_matches_structlogs() -> None:
     tokens = structlog.contextvars.bind_contextvars(kept=1, overridden=2, unbound=3)
     structlog.contextvars.unbind_contextvars("unbound")
     try:
         ours = merge_contextvars(None, "info", {"overridden": "keyword wins"})
-        theirs = structlog.contextvars.merge_contextvars(None, "info", {"overridden": "keyword wins"})
+        theirs = structlog.contextvars.merge_contextvars(
+            None, "info", {"overridden": "keyword wins"}
+        )
         assert ours == theirs
         assert ours["kept"] == 1 and ours["overridden"] == "keyword wins" and "unbound" not in ours
     finally:

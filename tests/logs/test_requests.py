@@ -17,10 +17,10 @@ import structlog
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from shop.models import Category, Product
 
 from otel_django.config import Config
 from otel_django.redaction import REDACTED
-from shop.models import Category, Product
 from tests.logs.conftest import Lines
 
 pytestmark = pytest.mark.urls("tests.logs.urls")
@@ -34,8 +34,7 @@ def access_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def server_span_attributes(spans: InMemorySpanExporter) -> list[dict[str, Any]]:
-    return [dict(s.attributes or {}) for s in spans.get_finished_spans()
-            if s.kind.name == "SERVER"]
+    return [dict(s.attributes or {}) for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
 
 
 @pytest.fixture
@@ -47,14 +46,25 @@ def shop(db: None) -> Product:
 @pytest.mark.smoke
 def test_every_demo_view_writes_only_json_lines(shop: Product, lines: Lines) -> None:
     client = Client(raise_request_exception=False)
-    paths = ["/products/", f"/products/{shop.pk}/", "/products/999/", "/n-plus-one/",
-             "/cached/", "/cached/", "/redis/", "/boom/", "/nope/", "/log/"]
+    paths = [
+        "/products/",
+        f"/products/{shop.pk}/",
+        "/products/999/",
+        "/n-plus-one/",
+        "/cached/",
+        "/cached/",
+        "/redis/",
+        "/boom/",
+        "/nope/",
+        "/log/",
+    ]
     responses = [client.get(path) for path in paths]
     got = lines()
     access = access_lines(got)
     assert [line["url.path"] for line in access] == paths
-    assert [line["http.response.status_code"] for line in access] == \
-        [r.status_code for r in responses]
+    assert [line["http.response.status_code"] for line in access] == [
+        r.status_code for r in responses
+    ]
     assert [line["request_id"] for line in access] == [r["X-Request-ID"] for r in responses]
     for line in got:
         assert {"timestamp", "level", "event", "service.name"} <= set(line)
@@ -64,18 +74,27 @@ def test_every_demo_view_writes_only_json_lines(shop: Product, lines: Lines) -> 
     # Django logs 4xx after the middleware has returned: those lines keep the request's ids.
     django_lines = [line for line in got if line.get("logger") == "django.request"]
     assert len(django_lines) == 3  # /products/999/ and /nope/: 404; /boom/: 500
-    assert all(line["request_id"] in {r["X-Request-ID"] for r in responses}
-               and "trace_id" in line for line in django_lines)
-    boom = [line for line in got if line.get("logger") == "django.request"
-            and line["event"] == "Internal Server Error: /boom/"]
+    assert all(
+        line["request_id"] in {r["X-Request-ID"] for r in responses} and "trace_id" in line
+        for line in django_lines
+    )
+    boom = [
+        line
+        for line in got
+        if line.get("logger") == "django.request"
+        and line["event"] == "Internal Server Error: /boom/"
+    ]
     assert boom[0]["exception"][0]["exc_type"] == "RuntimeError"
     assert boom[0]["request_id"] == responses[7]["X-Request-ID"]
 
 
 def test_access_line_fields(shop: Product, lines: Lines) -> None:
-    response = Client().get(f"/products/{shop.pk}/?q=trail&password=hunter2",
-                            HTTP_X_REQUEST_ID="req-fields.1", REMOTE_ADDR="10.1.2.3",
-                            HTTP_X_FORWARDED_FOR="203.0.113.9")
+    response = Client().get(
+        f"/products/{shop.pk}/?q=trail&password=hunter2",
+        HTTP_X_REQUEST_ID="req-fields.1",
+        REMOTE_ADDR="10.1.2.3",
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+    )
     (line,) = access_lines(lines())
     assert line["event"] == "request" and line["level"] == "info"
     assert line["http.request.method"] == "GET"
@@ -125,15 +144,18 @@ def test_a_safe_request_id_is_kept_echoed_and_on_the_span(
     assert server_span_attributes(spans)[0]["otel_django.request_id"] == "Abc-123_x.y"
 
 
-@pytest.mark.parametrize("hostile", [
-    "abc\r\nSet-Cookie: stolen=1",
-    "x" * 10 * 1024,
-    "a" * 129,
-    "caf\u00e9-\u65e5\u672c",
-    "with space",
-    "quote\"and'",
-    "",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "abc\r\nSet-Cookie: stolen=1",
+        "x" * 10 * 1024,
+        "a" * 129,
+        "caf\u00e9-\u65e5\u672c",
+        "with space",
+        "quote\"and'",
+        "",
+    ],
+)
 def test_an_unsafe_request_id_is_replaced_never_echoed_or_logged(
     hostile: str, raw_output: Callable[[], str], spans: InMemorySpanExporter
 ) -> None:
@@ -162,8 +184,9 @@ def test_the_request_id_is_bound_only_during_the_request(lines: Lines) -> None:
     assert not any("request_id" in line or "trace_id" in line for line in outside)
 
 
-def check_lines_belong_to_their_request(got: list[dict[str, Any]], ids: list[str],
-                                        lines_per_request: int) -> None:
+def check_lines_belong_to_their_request(
+    got: list[dict[str, Any]], ids: list[str], lines_per_request: int
+) -> None:
     by_trace: dict[str, set[str]] = defaultdict(set)
     by_request: dict[str, int] = defaultdict(int)
     for line in got:
@@ -186,8 +209,9 @@ def test_concurrent_threads_keep_their_own_request_ids(lines: Lines) -> None:
         client = Client()
         try:
             for request_id in my_ids:
-                assert client.get("/log/", HTTP_X_REQUEST_ID=request_id)["X-Request-ID"] \
-                    == request_id
+                assert (
+                    client.get("/log/", HTTP_X_REQUEST_ID=request_id)["X-Request-ID"] == request_id
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -199,8 +223,9 @@ def test_concurrent_threads_keep_their_own_request_ids(lines: Lines) -> None:
 
     noise = threading.Thread(target=background)
     noise.start()
-    threads = [threading.Thread(target=requests, args=(ids[t * 5:(t + 1) * 5],))
-               for t in range(6)]
+    threads = [
+        threading.Thread(target=requests, args=(ids[t * 5 : (t + 1) * 5],)) for t in range(6)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -240,8 +265,10 @@ def test_a_canary_secret_never_reaches_a_line_or_a_span(
     client.cookies["sessionid"] = CANARY
     client.cookies["csrftoken"] = CANARY
     query = {"password": CANARY, "api_key": CANARY, "q": "shoes"}
-    client.post("/form/?" + "&".join(f"{k}={v}" for k, v in query.items()),
-                {"username": "ann", "password": CANARY, "card_number": CANARY})
+    client.post(
+        "/form/?" + "&".join(f"{k}={v}" for k, v in query.items()),
+        {"username": "ann", "password": CANARY, "card_number": CANARY},
+    )
     client.get("/products/", query)
     client.get("/boom/", query)
     client.get("/products/", query, HTTP_X_API_KEY=CANARY, HTTP_COOKIE=f"session={CANARY}")

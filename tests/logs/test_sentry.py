@@ -43,8 +43,9 @@ def events() -> list[dict[str, Any]]:
 @pytest.fixture
 def sentry() -> Iterator[list[Envelope]]:
     previous_propagator = propagate.get_global_textmap()
-    config = dataclasses.replace(runtime.get_config(), sentry_dsn=DSN, environment="staging",
-                                 service_version="1.4.2")
+    config = dataclasses.replace(
+        runtime.get_config(), sentry_dsn=DSN, environment="staging", service_version="1.4.2"
+    )
     CapturingTransport.envelopes = []
     assert setup_sentry(config, transport=CapturingTransport)
     try:
@@ -69,8 +70,7 @@ def server_span(spans: InMemorySpanExporter) -> Any:
 def test_a_view_exception_event_carries_the_trace_and_request_id(
     sentry: list[Envelope], spans: InMemorySpanExporter
 ) -> None:
-    response = Client(raise_request_exception=False).get("/boom/",
-                                                         HTTP_X_REQUEST_ID="sentry-req-1")
+    response = Client(raise_request_exception=False).get("/boom/", HTTP_X_REQUEST_ID="sentry-req-1")
     assert response.status_code == 500
     span = server_span(spans)
     (event,) = events()
@@ -87,7 +87,8 @@ def test_a_continued_trace_is_the_one_sentry_links(
 ) -> None:
     trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
     Client(raise_request_exception=False).get(
-        "/boom/", HTTP_TRACEPARENT=f"00-{trace_id}-{parent_id}-01",
+        "/boom/",
+        HTTP_TRACEPARENT=f"00-{trace_id}-{parent_id}-01",
         HTTP_BAGGAGE="tenant=acme",
     )
     span = server_span(spans)
@@ -97,8 +98,7 @@ def test_a_continued_trace_is_the_one_sentry_links(
     assert event["contexts"]["trace"]["trace_id"] == trace_id
 
 
-def wsgi_request(method: str, path: str, query: str, body: bytes = b"",
-                 **headers: str) -> int:
+def wsgi_request(method: str, path: str, query: str, body: bytes = b"", **headers: str) -> int:
     """Through Django's WSGI application, as a server calls it (Sentry wraps it there)."""
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.signals import request_finished, request_started
@@ -106,9 +106,16 @@ def wsgi_request(method: str, path: str, query: str, body: bytes = b"",
 
     environ: dict[str, Any] = {}
     setup_testing_defaults(environ)
-    environ.update({"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-                    "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
-                    "CONTENT_TYPE": "application/x-www-form-urlencoded"})
+    environ.update(
+        {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        }
+    )
     environ.update({"HTTP_" + k.upper(): v for k, v in headers.items()})
     statuses: list[str] = []
     # As Django's test client does: no closing of the test's database connections.
@@ -126,9 +133,13 @@ def wsgi_request(method: str, path: str, query: str, body: bytes = b"",
 
 def test_sentry_events_carry_no_secrets(sentry: list[Envelope]) -> None:
     status = wsgi_request(
-        "POST", "/form-fail/", f"password={CANARY}&q=ok",
-        f"password={CANARY}&user=ann".encode(), AUTHORIZATION=f"Bearer {CANARY}",
-        COOKIE=f"sessionid={CANARY}; csrftoken={CANARY}", X_API_KEY=CANARY,
+        "POST",
+        "/form-fail/",
+        f"password={CANARY}&q=ok",
+        f"password={CANARY}&user=ann".encode(),
+        AUTHORIZATION=f"Bearer {CANARY}",
+        COOKIE=f"sessionid={CANARY}; csrftoken={CANARY}",
+        X_API_KEY=CANARY,
     )
     assert status == 500
     (envelope,) = sentry
@@ -139,8 +150,9 @@ def test_sentry_events_carry_no_secrets(sentry: list[Envelope]) -> None:
     assert event["request"]["query_string"] == "password=[REDACTED]&q=ok"
     assert "Authorization" not in event["request"]["headers"]
     crumbs = event["breadcrumbs"]["values"]
-    assert any(c.get("data", {}).get("form") == {"password": "[REDACTED]", "user": "ann"}
-               for c in crumbs)
+    assert any(
+        c.get("data", {}).get("form") == {"password": "[REDACTED]", "user": "ann"} for c in crumbs
+    )
 
 
 def test_propagation_stays_w3c_and_adds_sentry_trace(sentry: list[Envelope]) -> None:
@@ -167,8 +179,13 @@ def test_setting_up_twice_chains_the_propagator_once(sentry: list[Envelope]) -> 
     carrier: dict[str, str] = {}
     with trace.get_tracer("tests").start_as_current_span("x"):
         propagate.inject(carrier)
-    assert sum(isinstance(p, SentryTracePropagator)
-               for p in propagate.get_global_textmap()._propagators) == 1  # type: ignore[attr-defined]
+    assert (
+        sum(
+            isinstance(p, SentryTracePropagator)
+            for p in propagate.get_global_textmap()._propagators
+        )
+        == 1
+    )  # type: ignore[attr-defined]
     assert "traceparent" in carrier
 
 

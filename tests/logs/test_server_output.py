@@ -7,7 +7,10 @@ a 404 with a non-ASCII path, hostile request ids and a canary secret in a query 
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.logs.conftest import parse_lines
+from tests.otlp_receiver import OTLPReceiver
 from tests.servers import copy_database, demo_env, gunicorn
 
 pytestmark = [pytest.mark.slow, pytest.mark.smoke]
@@ -24,18 +28,32 @@ CANARY = "CANARY-gunicorn-91d2"
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def test_gunicorn_stdout_is_one_json_object_per_line(seeded: Path, tmp_path: Path) -> None:
-    env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="none",
-                   OTEL_DJANGO_LOG_LEVEL="info")
+def test_gunicorn_stdout_is_one_json_object_per_line(
+    seeded: Path, tmp_path: Path, otlp_receiver: OTLPReceiver
+) -> None:
+    env = demo_env(
+        copy_database(seeded, tmp_path),
+        OTEL_DJANGO_LOG_LEVEL="info",
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BLRP_SCHEDULE_DELAY="200",
+    )
     server = gunicorn(free_port(), env, tmp_path / "logs", workers=1)
     responses: dict[str, tuple[int, dict[str, str]]] = {}
     try:
         server.wait_ready()
         for name, path, headers in [
             ("products", "/products/", {"X-Request-ID": "gunicorn-products"}),
-            ("detail", f"/products/1/?password={CANARY}&q=shoes",
-             {"X-Request-ID": "gunicorn-detail", "Authorization": f"Bearer {CANARY}",
-              "Cookie": f"sessionid={CANARY}; csrftoken={CANARY}"}),
+            (
+                "detail",
+                f"/products/1/?password={CANARY}&q=shoes",
+                {
+                    "X-Request-ID": "gunicorn-detail",
+                    "Authorization": f"Bearer {CANARY}",
+                    "Cookie": f"sessionid={CANARY}; csrftoken={CANARY}",
+                },
+            ),
             ("boom", "/boom/", {"X-Request-ID": "gunicorn-boom"}),
             ("unicode-404", "/caf%C3%A9/%E2%9C%93/", {"X-Request-ID": "gunicorn-404"}),
             ("n-plus-one", "/n-plus-one/", {"X-Request-ID": "gunicorn-n-plus-one"}),
@@ -67,11 +85,16 @@ def test_gunicorn_stdout_is_one_json_object_per_line(seeded: Path, tmp_path: Pat
 
     assert NEW_ID.match(responses["long-id"][1]["X-Request-ID"])
     assert NEW_ID.match(responses["latin-1-id"][1]["X-Request-ID"])
-    assert [line["event"] for line in by_request["gunicorn-products"]] == \
-        ["products listed", "request"]
+    assert [line["event"] for line in by_request["gunicorn-products"]] == [
+        "products listed",
+        "request",
+    ]
     boom = by_request["gunicorn-boom"]
-    assert [line["event"] for line in boom] == \
-        ["about to fail", "Internal Server Error: /boom/", "request"]
+    assert [line["event"] for line in boom] == [
+        "about to fail",
+        "Internal Server Error: /boom/",
+        "request",
+    ]
     assert boom[1]["exception"][0]["exc_type"] == "RuntimeError"
     assert boom[1]["exception"][0]["frames"][-1]["name"] == "boom"
     (detail,) = by_request["gunicorn-detail"]
@@ -81,3 +104,39 @@ def test_gunicorn_stdout_is_one_json_object_per_line(seeded: Path, tmp_path: Pat
     assert not_found["logger"] == "django.request" and not_found["level"] == "warning"
     assert access_404["url.path"] == "/caf\u00e9/\u2713/" and access_404["http.route"] is None
     assert any(line.get("logger") == "otel_django.db" for line in by_request["gunicorn-n-plus-one"])
+    check_documented_jq_queries(server.stdout_path, boom)
+
+    # The same lines went over OTLP (each once, none printed twice), and so did the spans:
+    # neither carries the canary.
+    assert otlp_receiver.wait_for(
+        lambda r: (
+            {x.attributes.get("otel_django.request_id") for x in r.logs}
+            >= {"gunicorn-boom", "gunicorn-detail"}
+            and len(r.spans) > 0
+        )
+    )
+    exported = [
+        r
+        for r in otlp_receiver.logs
+        if r.attributes.get("otel_django.request_id") == "gunicorn-boom"
+    ]
+    assert sorted(r.body for r in exported) == sorted(line["event"] for line in boom)
+    assert all(r.trace_id == boom[0]["trace_id"] for r in exported)
+    assert not any(CANARY.encode() in body for body in otlp_receiver.raw_bodies)
+
+
+def check_documented_jq_queries(log: Path, boom: list[dict[str, Any]]) -> None:
+    """The jq commands of docs/logging.md, run on the server's real output."""
+    if shutil.which("jq") is None:
+        return
+
+    def jq(*args: str) -> str:
+        return subprocess.run(
+            ["jq", *args, str(log)], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+
+    by_request = jq("-c", 'select(.request_id == "gunicorn-boom")')
+    assert [json.loads(line) for line in by_request.splitlines()] == boom
+    by_trace = jq("-c", f'select(.trace_id == "{boom[0]["trace_id"]}")')
+    assert len(by_trace.splitlines()) == 3
+    assert jq("-R", "-r", ". as $line | try (fromjson | empty) catch $line") == ""

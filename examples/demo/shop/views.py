@@ -41,14 +41,9 @@ def n_plus_one(request: HttpRequest) -> JsonResponse:
 def slow_query(request: HttpRequest) -> JsonResponse:
     """Runs one query that takes a few hundred milliseconds on purpose."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_sleep(%s)", [0.3])
-        else:
-            cursor.execute(
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %s) "
-                "SELECT count(*) FROM c",
-                [1_500_000],
-            )
+        # demo_sleep is registered on SQLite connections by ShopConfig.ready().
+        sleep = "pg_sleep" if connection.vendor == "postgresql" else "demo_sleep"
+        cursor.execute(f"SELECT {sleep}(%s), count(*) FROM shop_product", [0.3])
         cursor.fetchall()
     return JsonResponse({"slow": True})
 
