@@ -102,6 +102,7 @@ def candidates(sink: TextIO) -> dict[str, Any]:
         processors=processors,
         wrapper_class=level_filter,
         context_class=dict,
+        cache_logger_on_first_use=True,  # as configure_logging sets it up
     )
     stdlib_json_processors = [*processors[:-1], lambda _l, _m, ed: output._dumps_stdlib(ed)]
     ours_stdlib_json = structlog.wrap_logger(
@@ -109,6 +110,7 @@ def candidates(sink: TextIO) -> dict[str, Any]:
         processors=stdlib_json_processors,
         wrapper_class=level_filter,
         context_class=dict,
+        cache_logger_on_first_use=True,
     )
     ours_stdlib = _stdlib_logger(
         "bench.otel_django", PipelineHandler(processors, writer, Redactor())
@@ -125,6 +127,7 @@ def candidates(sink: TextIO) -> dict[str, Any]:
         ],
         wrapper_class=level_filter,
         context_class=dict,
+        cache_logger_on_first_use=True,  # as structlog's performance guide advises
     )
 
     from pythonjsonlogger.json import JsonFormatter

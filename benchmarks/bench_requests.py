@@ -220,7 +220,7 @@ def compare(
 
 
 def run(quick: bool) -> list[harness.Comparison]:
-    inner, rounds, warmup = (20, 3, 1) if quick else (100, 40, 3)
+    inner, rounds, warmup = (20, 3, 1) if quick else (50, 100, 5)
     targets = (
         harness.Target(
             "otel_django (all on) costs at most django-prometheus",

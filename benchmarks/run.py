@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -117,6 +118,8 @@ def machine() -> dict[str, object]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    # A fixed pure-Python loop: compares this machine's speed with another's.
+    reference = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
     return {
         "cpu": cpu,
         "cpus": os.cpu_count(),
@@ -125,11 +128,25 @@ def machine() -> dict[str, object]:
         "implementation": platform.python_implementation(),
         "packages": versions,
         "load_average_at_start": [round(x, 2) for x in load] if load else None,
+        "sum_range_1000_us": round(reference, 2),
     }
 
 
 def _fmt(value: float | None, spec: str, none: str = "-") -> str:
     return none if value is None else format(value, spec)
+
+
+def _table(rows: list[list[str]], align: str) -> list[str]:
+    """Rows of cells as lines, columns padded to their widest cell (``align``: l or r each)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(align))]
+    return [
+        "  "
+        + "  ".join(
+            cell.ljust(w) if a == "l" else cell.rjust(w)
+            for cell, w, a in zip(row, widths, align, strict=True)
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def format_comparison(c: Comparison) -> str:
@@ -138,31 +155,34 @@ def format_comparison(c: Comparison) -> str:
     rounds = max((f.rounds for f in c.figures.values()), default=0)
     lines = [f"{c.title}: us per {c.unit}, medians of {rounds} interleaved rounds"]
     lines += [f"  {line}" for line in c.notes.splitlines()]
-    width = max(len(n) for n in names) + 4
-    header = f"  {'#':>2} {'candidate':<{width}}{'median':>10}{'IQR %':>8}"
+    header = ["#", "candidate", "median", "IQR %"]
     if c.baseline:
-        header += f"{'overhead':>10}{'x base':>8}"
-    lines += ["", header]
+        header += ["overhead", "x base"]
+    rows = [header]
     for i, name in enumerate(names, 1):
         f = c.figures[name]
-        row = f"  {i:>2} {name:<{width}}{f.median_us:>10.1f}{f.spread_pct:>8.1f}"
+        row = [str(i), name, f"{f.median_us:.1f}", f"{f.spread_pct:.1f}"]
         if c.baseline:
             overhead = c.overhead_us(name)
-            row += f"{_fmt(overhead, '+.1f') if name != c.baseline else '':>10}"
-            row += f"{c.ratio(name, c.baseline):>8.2f}"
-        lines.append(row)
+            row.append(_fmt(overhead, "+.1f") if name != c.baseline else "")
+            row.append(f"{c.ratio(name, c.baseline):.2f}")
+        rows.append(row)
+    lines += ["", *_table(rows, "rlrrrr"[: len(header)])]
     others = [n for n in names if n != c.baseline]
     overheads = [c.overhead_us(n) for n in others]
     if c.baseline and len(others) >= 2 and all(o is not None and o > 0 for o in overheads):
         lines += ["", "  overhead ratios (row's overhead / column's overhead):"]
-        index = {n: i for i, n in enumerate(names, 1)}
-        lines.append("      " + "".join(f"{'#' + str(index[n]):>7}" for n in others))
+        index = {n: f"#{i}" for i, n in enumerate(names, 1)}
+        matrix = [["", *(index[n] for n in others)]]
         for row_name in others:
-            cells = "".join(
-                f"{_fmt(c.overhead_ratio(row_name, col), '.2f') if col != row_name else '':>7}"
-                for col in others
+            matrix.append(
+                [index[row_name]]
+                + [
+                    _fmt(c.overhead_ratio(row_name, col), ".2f") if col != row_name else ""
+                    for col in others
+                ]
             )
-            lines.append(f"  {'#' + str(index[row_name]):>3} {cells}")
+        lines += _table(matrix, "r" * (len(others) + 1))
     if c.targets:
         lines += ["", "  targets (reported, not asserted):"]
         for t in c.targets:

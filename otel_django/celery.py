@@ -5,6 +5,8 @@
 * Running a task, the worker continues that trace with a CONSUMER span ``process <task name>``
   (unless opentelemetry-instrumentation-celery already makes one) and binds ``request_id``,
   ``task_id`` and ``task_name`` to the log context for exactly the task's run.
+* Each task run is its own database-insight scope, as a request is: N+1 patterns are counted
+  per run and reported on the task's span.
 * With otel_django's logging on, Celery leaves logging alone (a ``setup_logging`` receiver):
   task lines come out through the same JSON pipeline, and stdout is not redirected.
 """
@@ -21,6 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import __version__
 from .config import Config
+from .db import insight
 from .logging.request_id import is_safe_request_id
 
 logger = logging.getLogger("otel_django")
@@ -83,12 +86,15 @@ def before_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None
 
 
 class _TaskState:
-    __slots__ = ("context_token", "log_tokens", "span")
+    __slots__ = ("context_token", "log_tokens", "scope_token", "span")
 
-    def __init__(self, span: trace.Span | None, context_token: object, log_tokens: Any) -> None:
+    def __init__(
+        self, span: trace.Span | None, context_token: object, log_tokens: Any, scope_token: Any
+    ) -> None:
         self.span = span
         self.context_token = context_token
         self.log_tokens = log_tokens
+        self.scope_token = scope_token
 
 
 def task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
@@ -125,7 +131,9 @@ def task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> 
             )
             context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         log_tokens = structlog.contextvars.bind_contextvars(**bound)
-        setattr(request, _STATE, _TaskState(span, context_token, log_tokens))
+        current = trace.get_current_span()
+        scope_token = insight.begin_request(current if current.is_recording() else None)
+        setattr(request, _STATE, _TaskState(span, context_token, log_tokens, scope_token))
     except Exception:
         logger.debug("could not set up the task's trace and log context", exc_info=True)
 
@@ -146,6 +154,7 @@ def task_postrun(task: Any = None, **kwargs: Any) -> None:
         return
     try:
         setattr(request, _STATE, None)
+        insight.end_request(state.scope_token)  # reports N+1 on the span, so before it ends
         if state.span is not None:
             state.span.end()
         structlog.contextvars.reset_contextvars(**state.log_tokens)

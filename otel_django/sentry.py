@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -97,7 +96,7 @@ def _otlp_linking_integration() -> Any:
     try:
         from sentry_sdk.integrations import DidNotEnable
         from sentry_sdk.integrations.otlp import OTLPIntegration
-    except ImportError:  # sentry-sdk before OTLPIntegration: the event processor links
+    except ImportError:  # sentry-sdk before OTLPIntegration: link_event alone links
         return None
     try:
         return OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False)
@@ -116,18 +115,27 @@ def _chain(first: Callable[..., Any], then: Callable[..., Any]) -> Callable[...,
 def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     """``before_send``: adds the OTel trace and span ids and the request id, and redacts what
     the event carries. It runs after every event processor, the request extractors included."""
-    with contextlib.suppress(Exception):  # an event without links beats no event
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
-            contexts = event.setdefault("contexts", {})
-            trace_context = contexts.setdefault("trace", {})
-            trace_context["trace_id"] = format(span_context.trace_id, "032x")
-            trace_context["span_id"] = format(span_context.span_id, "016x")
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        if request_id is not None:
-            event.setdefault("tags", {})["request_id"] = request_id
+    try:
+        _link(event)
+    except Exception:  # an event without links beats no event
+        logger.debug("could not link a Sentry event to its trace", exc_info=True)
+    try:
         _redact_event(event)
+    except Exception:  # fail closed: without what could not be redacted
+        for key in ("request", "extra", "breadcrumbs"):
+            event.pop(key, None)
     return event
+
+
+def _link(event: dict[str, Any]) -> None:
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        trace_context = event.setdefault("contexts", {}).setdefault("trace", {})
+        trace_context["trace_id"] = format(span_context.trace_id, "032x")
+        trace_context["span_id"] = format(span_context.span_id, "016x")
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id is not None:
+        event.setdefault("tags", {})["request_id"] = request_id
 
 
 def _redact_event(event: dict[str, Any]) -> None:

@@ -208,9 +208,8 @@ def setup_django() -> Config:
         from .metrics.instrumentation import instrument as instrument_metrics
         from .sentry import setup_sentry
 
-        # Before the database's Celery receivers: the task's span is current when they run.
-        instrument_celery(config)
         instrument_django_db(config)
+        instrument_celery(config)
         if config.metrics_enabled:
             instrument_metrics(config)
         setup_sentry(config)

@@ -267,10 +267,9 @@ def instrument_django_db(config: Config) -> None:
 
     for connection in connections.all(initialized_only=True):
         _add_wrapper(None, connection)
-    from . import celery, sqlalchemy
+    from . import sqlalchemy
 
     sqlalchemy.instrument(config)
-    celery.instrument()
 
 
 def observer() -> QueryObserver | None:

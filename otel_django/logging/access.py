@@ -10,29 +10,15 @@ streamed), ``client.address`` and, with ``LOG_USER_ID``, ``user.id``. Level: ``w
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 
 import structlog
 from django.http import HttpRequest
 
+from ..client import client_address
 from ..config import Config
 from ..redaction import Redactor
 
 MAX_PATH_LENGTH = 2048
-
-
-def client_address(request: HttpRequest, trust_x_forwarded_for: bool) -> str | None:
-    """REMOTE_ADDR, or the first X-Forwarded-For address when trusted and well-formed."""
-    if trust_x_forwarded_for:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        first = forwarded.split(",", 1)[0].strip()
-        if first:
-            try:
-                return str(ipaddress.ip_address(first))
-            except ValueError:
-                pass
-    remote = request.META.get("REMOTE_ADDR")
-    return remote or None
 
 
 def _user_id(request: HttpRequest) -> str | None:
@@ -45,7 +31,9 @@ def _user_id(request: HttpRequest) -> str | None:
 
 class AccessLog:
     def __init__(self, config: Config, redactor: Redactor) -> None:
-        self._logger = structlog.get_logger("otel_django.access")
+        # The bound logger itself, not structlog's lazy proxy: a proxy resolves on every call.
+        self._logger = structlog.get_logger("otel_django.access").bind()
+        self.failures = 0
         self._slow_ms = config.slow_request_ms
         self._trust_xff = config.trust_x_forwarded_for
         self._log_user_id = config.log_user_id
@@ -61,8 +49,10 @@ class AccessLog:
         response_size: int | None,
     ) -> None:
         """Writes the line; a failure here never reaches the response."""
-        with contextlib.suppress(Exception):
+        try:
             self._log(request, method, route, status, duration_ms, response_size)
+        except Exception:
+            self.failures += 1
 
     def _log(
         self,
@@ -87,7 +77,7 @@ class AccessLog:
         fields["http.response.status_code"] = status
         fields["duration_ms"] = round(duration_ms, 3)
         fields["http.response.body.size"] = response_size
-        fields["client.address"] = client_address(request, self._trust_xff)
+        fields["client.address"] = client_address(request.META, self._trust_xff)
         if self._log_user_id:
             user_id = _user_id(request)
             if user_id is not None:

@@ -11,7 +11,6 @@ pipeline exists: until then the processor passes lines through untouched.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -63,6 +62,7 @@ _NOT_EXPORTED_LOGGERS = ("opentelemetry", "otel_django.export")
 
 _provider: LoggerProvider | None = None
 _loggers: dict[str, APILogger] = {}
+_counts = {"failed": 0}  # records that could not be handed to the SDK
 
 
 class GuardedOTLPLogExporter:
@@ -152,8 +152,10 @@ def export_processor(wrapped: WrappedLogger, method_name: str, event_dict: Event
     name = event_dict.get("logger") or "otel_django"
     if not isinstance(name, str) or name.startswith(_NOT_EXPORTED_LOGGERS):
         return event_dict
-    with contextlib.suppress(Exception):  # telemetry never breaks the line, let alone the app
+    try:
         _emit(provider, name, event_dict)
+    except Exception:  # telemetry never breaks the line, let alone the app
+        _counts["failed"] += 1
     return event_dict
 
 

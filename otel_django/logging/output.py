@@ -8,7 +8,6 @@ same :class:`LineWriter`, so lines from both never interleave.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -56,9 +55,11 @@ _STDOUT_FD = _stdout_fd()
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    written = os.write(fd, data)
+    if written < len(data):  # a pipe that took only part of a long line
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 class LineWriter:
@@ -164,8 +165,13 @@ else:  # pragma: no cover
 def render_json(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> str | bytes:
     """One JSON object and a newline (UTF-8 bytes or text). Whatever the values, it returns
     a valid line."""
-    with contextlib.suppress(Exception):
+    try:
         return _dumps(event_dict)
+    except Exception:
+        return _render_fallback(event_dict)
+
+
+def _render_fallback(event_dict: EventDict) -> str:
     try:  # orjson refuses what json accepts: integers beyond 64 bits, say
         return _dumps_stdlib(event_dict)
     except Exception as exc:  # a reference cycle

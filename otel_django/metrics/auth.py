@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
+from ..client import client_address
 from ..config import Config
 
 logger = logging.getLogger("otel_django.metrics")
@@ -108,28 +109,15 @@ def expected_password(config: Config) -> bytes | None:
     return None
 
 
-def client_address(meta: Mapping[str, object], trust_x_forwarded_for: bool) -> str:
-    """REMOTE_ADDR, or, when trusted, the X-Forwarded-For entry the nearest proxy added.
-
-    The last entry is the one our proxy wrote; earlier ones come from the client.
-    """
-    if trust_x_forwarded_for:
-        forwarded = meta.get("HTTP_X_FORWARDED_FOR")
-        if isinstance(forwarded, str) and forwarded.strip():
-            return forwarded.rsplit(",", 1)[-1].strip()
-    remote = meta.get("REMOTE_ADDR")
-    return remote.strip() if isinstance(remote, str) else ""
-
-
 def client_allowed(
     meta: Mapping[str, object], networks: Sequence[Network], trust_x_forwarded_for: bool
 ) -> bool:
     if not networks:
         return True
-    try:
-        address = ipaddress.ip_address(client_address(meta, trust_x_forwarded_for))
-    except ValueError:
+    text = client_address(meta, trust_x_forwarded_for)
+    if text is None:
         return False
+    address = ipaddress.ip_address(text)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         mapped = address.ipv4_mapped
         return any(address in net or mapped in net for net in networks)

@@ -135,7 +135,8 @@ def test_app_keeps_serving_when_the_collector_is_down(seeded: Path, tmp_path: Pa
         # Keep serving until the exporter has given up on the first batch (its retries end at
         # the export timeout), then some more.
         deadline = time.monotonic() + 30
-        while "span export to" not in server.stderr() and time.monotonic() < deadline:
+        while "span export to" not in server.stdout() + server.stderr():
+            assert time.monotonic() < deadline, "no export warning"
             statuses += [server.get("/products/")[0] for _ in range(10)]
         statuses += [server.get("/products/")[0] for _ in range(100)]
     finally:

@@ -116,7 +116,8 @@ def test_forwarded_address_and_user_id_when_switched_on(
     user = User.objects.create_user("ann", password="irrelevant")
     client = Client()
     client.force_login(user)
-    client.get("/log/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
+    # The client sent "198.51.100.7" itself; our proxy (10.0.0.1) appended the address it saw.
+    client.get("/log/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9")
     (line,) = access_lines(lines())
     assert line["client.address"] == "203.0.113.9"
     assert line["user.id"] == str(user.pk)
