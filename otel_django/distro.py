@@ -44,23 +44,4 @@ class OtelDjangoConfigurator(_BaseConfigurator):
         from . import startup
 
         startup.under_wrapper = True
-        hook_django_setup()
-
-
-def hook_django_setup() -> None:
-    """Runs otel_django's setup as soon as ``django.setup()`` has populated the app registry."""
-    from django.apps import registry
-
-    original = registry.Apps.populate
-    if getattr(original, "_otel_django_hook", False):
-        return
-
-    def populate(self: registry.Apps, installed_apps: Any = None) -> None:
-        original(self, installed_apps)
-        if self is registry.apps and self.ready:
-            from . import startup
-
-            startup.setup_django()
-
-    populate._otel_django_hook = True  # type: ignore[attr-defined]
-    registry.Apps.populate = populate  # type: ignore[method-assign]
+        startup.hook_django_setup()

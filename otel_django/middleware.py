@@ -10,6 +10,8 @@ It is inserted first in ``MIDDLEWARE`` at startup; list
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -107,24 +109,52 @@ class OtelDjangoMiddleware:
             return self.__acall__(request)
         if self._excluded is not None and self._excluded.search(request.path_info):
             return self.get_response(request)
-        state = self._start(request)
+        state = self._safe_start(request)
+        if state is None:
+            return self.get_response(request)
         response: HttpResponseBase | None = None
         try:
             response = self.get_response(request)
         finally:
-            self._finish(request, response, state)
+            self._safe_finish(request, response, state)
         return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
         if self._excluded is not None and self._excluded.search(request.path_info):
             return await self.get_response(request)
-        state = self._start(request)
+        state = self._safe_start(request)
+        if state is None:
+            return await self.get_response(request)
         response: HttpResponseBase | None = None
         try:
             response = await self.get_response(request)
         finally:
-            self._finish(request, response, state)
+            self._safe_finish(request, response, state)
         return response
+
+    # Telemetry never breaks the request it observes: a failure here is logged, and the
+    # request is served as if otel_django were not there.
+    def _safe_start(self, request: HttpRequest) -> _RequestState | None:
+        try:
+            return self._start(request)
+        except Exception:
+            _report_failure("starting")
+            return None
+
+    def _safe_finish(
+        self, request: HttpRequest, response: HttpResponseBase | None, state: _RequestState
+    ) -> None:
+        try:
+            self._finish(request, response, state)
+        except Exception:
+            _report_failure("finishing")
+            context_token, log_tokens, scope_token = state.tokens
+            with contextlib.suppress(Exception):
+                insight.end_request(scope_token)
+            with contextlib.suppress(Exception):
+                structlog.contextvars.reset_contextvars(**log_tokens)
+            with contextlib.suppress(Exception):
+                otel_context.detach(context_token)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         state: _RequestState | None = getattr(request, "_otel_django", None)
@@ -175,12 +205,13 @@ class OtelDjangoMiddleware:
             query = meta.get("QUERY_STRING")
             if query:
                 span.set_attribute("url.query", self._redactor.query_string(query))
-        context_token = otel_context.attach(trace.set_span_in_context(span, parent))
-        log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
-        scope_token = insight.begin_request(span)
         active_attributes = {"http.request.method": method, "url.scheme": scheme}
         if self._metrics is not None:
             self._metrics.request_started(active_attributes)
+        # Last, so that nothing stays bound to the thread if a step above fails.
+        context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope_token = insight.begin_request(span)
         state = _RequestState(
             span,
             method,
@@ -243,6 +274,18 @@ class OtelDjangoMiddleware:
             self._access_log.log(request, method, route, status, duration_ns / 1e6, response_size)
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)
+
+
+_failures_reported: set[str] = set()
+
+
+def _report_failure(stage: str) -> None:
+    """Logs the first failure of each stage with its traceback; later ones are dropped."""
+    if stage not in _failures_reported:
+        _failures_reported.add(stage)
+        logging.getLogger("otel_django").exception(
+            "otel_django failed %s a request's telemetry; the request is unaffected", stage
+        )
 
 
 def _without_message(exception: BaseException) -> dict[str, str]:

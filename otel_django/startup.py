@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from opentelemetry import metrics, trace
@@ -187,9 +188,14 @@ def setup_django() -> Config:
     global _django_ready
     with _lock:
         if _django_ready:
+            from .logging.setup import configure_logging
             from .runtime import get_config
 
-            return get_config()
+            # django.setup() ran again (runserver imports wsgi.py, which calls it) and
+            # re-applied settings.LOGGING over the pipeline: take it over again.
+            config = get_config()
+            configure_logging(config)
+            return config
         apply_environment_defaults()
         try:
             config = load_config(os.environ, django_settings_dict())
@@ -213,5 +219,27 @@ def setup_django() -> Config:
         if config.metrics_enabled:
             instrument_metrics(config)
         setup_sentry(config)
+        hook_django_setup()
         _django_ready = True
         return config
+
+
+def hook_django_setup() -> None:
+    """Runs :func:`setup_django` each time ``django.setup()`` has populated the app registry.
+
+    Under ``opentelemetry-instrument`` that is how setup happens at all; afterwards it keeps
+    the logging pipeline in place when ``django.setup()`` runs again.
+    """
+    from django.apps import registry
+
+    original = registry.Apps.populate
+    if getattr(original, "_otel_django_hook", False):
+        return
+
+    def populate(self: registry.Apps, installed_apps: Any = None) -> None:
+        original(self, installed_apps)
+        if self is registry.apps and self.ready:
+            setup_django()
+
+    populate._otel_django_hook = True  # type: ignore[attr-defined]
+    registry.Apps.populate = populate  # type: ignore[method-assign]

@@ -38,3 +38,23 @@ def test_demo_tour_shows_traces_logs_and_metrics(seeded: Path, tmp_path: Path) -
     access = [line for line in lines if line["logger"] == "otel_django.access"]
     assert {line["http.route"] for line in access} >= {"products/", "boom/", "n-plus-one/"}
     assert all(len(line["trace_id"]) == 32 for line in access)
+
+
+def test_runserver_request_lines_are_json_too(seeded: Path, tmp_path: Path) -> None:
+    # runserver imports wsgi.py, which calls django.setup() a second time and re-applies
+    # settings.LOGGING: the pipeline must survive it.
+    from tests.servers import runserver
+
+    env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="none")
+    env.pop("OTEL_DJANGO_LOG_LEVEL")
+    server = runserver(free_port(), env, tmp_path / "logs")
+    try:
+        server.wait_ready("/products/")
+        server.get("/products/?page=2")
+    finally:
+        server.stop()
+    assert '"GET /products/' not in server.stderr()
+    # runserver's own banner (a command's output, not a log line) is plain text.
+    lines = [json.loads(line) for line in server.stdout().splitlines() if line.startswith("{")]
+    served = [line for line in lines if line["logger"] == "django.server"]
+    assert any("GET /products/?page=2" in line["event"] for line in served), lines[-5:]

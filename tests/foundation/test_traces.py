@@ -285,3 +285,25 @@ def test_database_error_in_a_view_records_no_values(spans: InMemorySpanExporter)
     # The query string is recorded as sent (q is not a sensitive key); the error is not.
     recorded = [[e.attributes for e in s.events] for s in finished]
     assert [r for r in recorded if "secret-literal" in str(r)] == []
+
+
+def test_a_failing_telemetry_step_never_fails_the_request(
+    spans: InMemorySpanExporter, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import structlog
+
+    from otel_django.metrics.http import HttpServerMetrics
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("metrics backend exploded")
+
+    for stage in ("request_started", "request_finished"):
+        with monkeypatch.context() as patch:
+            patch.setattr(HttpServerMetrics, stage, broken)
+            response = Client().get("/products/", HTTP_X_REQUEST_ID="survivor-1")
+        assert response.status_code == 200
+        # Nothing of the failed request stays bound to the thread.
+        assert "request_id" not in structlog.contextvars.get_contextvars()
+        from opentelemetry import trace
+
+        assert not trace.get_current_span().get_span_context().is_valid
