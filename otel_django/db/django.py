@@ -18,6 +18,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -77,6 +79,11 @@ class QueryObserver:
         # (alias, description) -> (span attributes, metric attributes), built once per shape.
         self._attributes: dict[tuple[str, QueryDescription], tuple[Attributes, Attributes]] = {}
 
+    @property
+    def duration_histogram(self) -> Histogram | None:
+        """``db.client.operation.duration``, shared with the SQLAlchemy hooks."""
+        return self._duration
+
     def connection_attributes(self, connection: BaseDatabaseWrapper) -> Attributes:
         cached = self._connection_attributes.get(connection.alias)
         if cached is None:
@@ -122,6 +129,8 @@ class QueryObserver:
         many: bool,
         context: dict[str, Any],
     ) -> Any:
+        if otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return execute(sql, params, many, context)
         try:
             connection: BaseDatabaseWrapper = context["connection"]
             description = describe(sql, self._max_length, connection.vendor)
@@ -257,7 +266,7 @@ def _add_wrapper(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) ->
 
 def instrument_django_db(config: Config) -> None:
     """Adds the query observer to every connection, open now or opened later, and hooks
-    SQLAlchemy engines and Celery tasks when those are installed. Idempotent."""
+    SQLAlchemy engines when SQLAlchemy is installed. Idempotent."""
     global _observer
     if _observer is not None:
         return
@@ -269,7 +278,7 @@ def instrument_django_db(config: Config) -> None:
         _add_wrapper(None, connection)
     from . import sqlalchemy
 
-    sqlalchemy.instrument(config)
+    sqlalchemy.instrument(config, _observer.duration_histogram)
 
 
 def observer() -> QueryObserver | None:

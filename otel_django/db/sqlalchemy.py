@@ -6,8 +6,9 @@ and ``"SELECT dbname"`` as name. otel_django listens on the ``Engine`` class: cl
 listeners run before the engine's own, so in ``after_cursor_execute`` and ``handle_error`` the
 upstream span is still open. There the raw text is replaced by the sanitized one, the span is
 renamed to ``db.query.summary``, the summary, operation and collection are set, and the query
-is counted for N+1 and checked for slowness like a Django one. This works for engines created
-before or after instrumentation, and without the upstream instrumentor (then insight only).
+is counted for N+1 and checked for slowness like a Django one, and its duration is recorded in
+``db.client.operation.duration`` with the ORM's attributes. This works for engines created
+before or after instrumentation, and without the upstream instrumentor (then no spans).
 
 When it has more work to do than setting attributes (a slow query, a failed one), the hook ends
 the span itself at the right time and takes it from the execution context, so upstream's
@@ -21,6 +22,7 @@ import importlib.util
 import time
 from typing import Any
 
+from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ..config import Config
@@ -49,7 +51,8 @@ _installed: _Hooks | None = None
 
 
 class _Hooks:
-    def __init__(self, config: Config, insight: Insight) -> None:
+    def __init__(self, config: Config, insight: Insight, duration: Histogram | None = None) -> None:
+        self.duration = duration
         self.max_length = config.query_text_max_length
         self.record_parameters = config.record_query_parameters
         self.redactor = Redactor(config.redact_keys)
@@ -120,11 +123,11 @@ class _Hooks:
         executemany: bool,
     ) -> None:
         try:
-            start = getattr(context, _START, None)
-            duration = time.perf_counter() - start if start is not None else 0.0
+            duration = _elapsed(context)
             dialect = conn.dialect.name
             system = SYSTEMS.get(dialect, dialect)
             description = describe(statement, self.max_length, dialect)
+            self.record_duration(duration, description, system, None)
             span: Span | None = getattr(context, _SPAN, None)
             if span is not None and span.is_recording():
                 self.set_attributes(span, description, system, statement)
@@ -132,7 +135,7 @@ class _Hooks:
                     span.set_attributes(parameter_attributes(parameters, self.redactor))
             insight = self.insight
             insight.count(description, system)
-            if duration >= insight.slow_s:
+            if duration is not None and duration >= insight.slow_s:
                 end_time = time.time_ns()
                 explain = None
                 if not executemany:
@@ -152,21 +155,43 @@ class _Hooks:
                 return
             statement = exception_context.statement
             dialect = exception_context.engine.dialect.name if exception_context.engine else ""
+            error_type = qualified_name(type(exception_context.original_exception))
+            description = describe(statement, self.max_length, dialect) if statement else None
+            self.record_duration(
+                _elapsed(context), description, SYSTEMS.get(dialect, dialect), error_type
+            )
             if span.is_recording():
-                if statement is not None:
-                    self.set_attributes(
-                        span,
-                        describe(statement, self.max_length, dialect),
-                        SYSTEMS.get(dialect, dialect),
-                        statement,
-                    )
-                error = exception_context.original_exception
-                span.set_attribute("error.type", qualified_name(type(error)))
+                if description is not None:
+                    self.set_attributes(span, description, SYSTEMS.get(dialect, dialect), statement)
+                span.set_attribute("error.type", error_type)
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
             setattr(context, _SPAN, None)
         except Exception:
             insight_module.logger.debug("SQLAlchemy error hook failed", exc_info=True)
+
+    def record_duration(
+        self,
+        duration: float | None,
+        description: QueryDescription | None,
+        system: str,
+        error_type: str | None,
+    ) -> None:
+        if self.duration is None or duration is None:
+            return
+        attributes = {"db.system.name": system}
+        if description is not None and description.operation:
+            attributes["db.operation.name"] = description.operation
+        if description is not None and description.collection:
+            attributes["db.collection.name"] = description.collection
+        if error_type is not None:
+            attributes["error.type"] = error_type
+        self.duration.record(duration, attributes)
+
+
+def _elapsed(context: Any) -> float | None:
+    start = getattr(context, _START, None) if context is not None else None
+    return None if start is None else time.perf_counter() - start
 
 
 def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> Any:
@@ -186,7 +211,7 @@ def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> An
     return run
 
 
-def instrument(config: Config) -> bool:
+def instrument(config: Config, duration: Histogram | None = None) -> bool:
     """Listens on every SQLAlchemy engine, if SQLAlchemy is installed. Idempotent."""
     global _installed
     if _installed is not None:
@@ -196,7 +221,7 @@ def instrument(config: Config) -> bool:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    hooks = _Hooks(config, insight_module.configure(config))
+    hooks = _Hooks(config, insight_module.configure(config), duration)
     event.listen(Engine, "before_cursor_execute", hooks.before_cursor_execute)
     event.listen(Engine, "after_cursor_execute", hooks.after_cursor_execute)
     event.listen(Engine, "handle_error", hooks.handle_error)

@@ -22,12 +22,12 @@ def instrument(config: Config) -> None:
         _done = True
     from .cache import instrument_caches
     from .migrations import instrument_migrations
-    from .pools import instrument_pools, instrument_sqlalchemy
+    from .pools import instrument_pools, track_sqlalchemy_engines
     from .process import instrument_process
 
     meter = metrics.get_meter("otel_django", __version__)
     instrument_caches(meter)
     instrument_pools(meter)
-    instrument_sqlalchemy(meter)
+    track_sqlalchemy_engines()
     instrument_process(meter)
     instrument_migrations(meter)

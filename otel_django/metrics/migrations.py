@@ -29,24 +29,21 @@ def unapplied_migrations() -> dict[str, int]:
     """Per database alias, the number of migrations ``migrate`` would apply; skips failures."""
     from django.db import connections
     from django.db.migrations.executor import MigrationExecutor
-
-    from ..db.django import QueryObserver
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     counts: dict[str, int] = {}
-    for alias in connections:
-        connection = connections[alias]
-        try:
-            connection.ensure_connection()
-            # The scrape's own queries are not the application's: no spans, no metrics.
-            connection.execute_wrappers[:] = [
-                w for w in connection.execute_wrappers if not isinstance(w, QueryObserver)
-            ]
-            executor = MigrationExecutor(connection)
-            counts[alias] = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
-        except Exception as exc:
-            logger.debug("unapplied migrations of %r not known: %s", alias, exc)
-        finally:
-            connection.close()
+    # The scrape's own queries are not the application's: no spans, no metrics.
+    with suppress_instrumentation():
+        for alias in connections:
+            connection = connections[alias]
+            try:
+                connection.ensure_connection()
+                executor = MigrationExecutor(connection)
+                counts[alias] = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+            except Exception as exc:
+                logger.debug("unapplied migrations of %r not known: %s", alias, exc)
+            finally:
+                connection.close()
     return counts
 
 

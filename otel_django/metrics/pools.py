@@ -1,38 +1,25 @@
-"""Connection pools and SQLAlchemy query durations.
+"""Connection pools.
 
 * ``db.client.connection.count`` (``db.client.connection.state`` idle|used) and
   ``db.client.connection.max``, per ``db.client.connection.pool.name``, read when collected
   from every SQLAlchemy engine's pool (``QueuePool`` and its kin) and from Django's psycopg
   pools (``OPTIONS: {"pool": True}``, Django 5.1+). Pools that keep no count (``NullPool``,
   ``StaticPool``) report nothing.
-* ``db.client.operation.duration`` for SQLAlchemy statements, with the same attributes as the
-  ORM's (``db.system.name``, ``db.operation.name``, ``db.collection.name``, ``error.type``).
+
+(``db.client.operation.duration`` of SQLAlchemy statements is recorded with the ORM's, in
+``otel_django.db``.)
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
-
-from ..db.django import DURATION_BUCKETS
-from ..db.sql import describe
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 logger = logging.getLogger("otel_django.metrics")
-
-SQLALCHEMY_SYSTEMS = {
-    "postgresql": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mariadb",
-    "oracle": "oracle.db",
-    "mssql": "microsoft.sql_server",
-}
-_START = "_otel_django_start"
 
 _engines: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -119,89 +106,19 @@ def observe_max(options: CallbackOptions) -> Iterable[Observation]:
             yield Observation(maximum, {"db.client.connection.pool.name": name})
 
 
-class SQLAlchemyDurations:
-    """SQLAlchemy engine event listeners recording ``db.client.operation.duration``."""
-
-    def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
-
-    def engine_connect(self, connection: Any, *args: Any) -> None:
-        _engines.add(connection.engine)
-
-    def before(
-        self,
-        conn: Any,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        if context is not None:
-            setattr(context, _START, time.perf_counter())
-
-    def after(
-        self,
-        conn: Any,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        self._record(conn, statement, context, None)
-
-    def error(self, exception_context: Any) -> None:
-        error = exception_context.original_exception
-        self._record(
-            exception_context.connection,
-            exception_context.statement,
-            exception_context.execution_context,
-            type(error).__qualname__,
-        )
-
-    def _record(self, conn: Any, statement: Any, context: Any, error_type: str | None) -> None:
-        start = getattr(context, _START, None) if context is not None else None
-        if start is None or conn is None:
-            return
-        duration = time.perf_counter() - start
-        setattr(context, _START, None)
-        dialect = conn.dialect.name
-        attributes: dict[str, str] = {"db.system.name": SQLALCHEMY_SYSTEMS.get(dialect, dialect)}
-        if statement:
-            description = describe(statement)
-            if description.operation:
-                attributes["db.operation.name"] = description.operation
-            if description.collection:
-                attributes["db.collection.name"] = description.collection
-        if error_type is not None:
-            attributes["error.type"] = error_type
-        self._histogram.record(duration, attributes)
+def _track_engine(connection: Any, *args: Any) -> None:
+    _engines.add(connection.engine)
 
 
-_sqlalchemy: SQLAlchemyDurations | None = None
-
-
-def instrument_sqlalchemy(meter: Meter) -> None:
-    """Listens to every SQLAlchemy engine, existing or future. Idempotent; no-op without it."""
-    global _sqlalchemy
-    if _sqlalchemy is not None:
-        return
+def track_sqlalchemy_engines() -> None:
+    """Remembers every SQLAlchemy engine that connects, to read its pool. No-op without it."""
     try:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
     except ImportError:
         return
-    histogram = meter.create_histogram(
-        "db.client.operation.duration", unit="s",
-        description="Duration of database client operations.",
-        explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-    )  # fmt: skip
-    listener = _sqlalchemy = SQLAlchemyDurations(histogram)
-    event.listen(Engine, "engine_connect", listener.engine_connect)
-    event.listen(Engine, "before_cursor_execute", listener.before)
-    event.listen(Engine, "after_cursor_execute", listener.after)
-    event.listen(Engine, "handle_error", listener.error)
+    if not event.contains(Engine, "engine_connect", _track_engine):
+        event.listen(Engine, "engine_connect", _track_engine)
 
 
 def instrument_pools(meter: Meter) -> None:

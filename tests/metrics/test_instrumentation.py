@@ -253,7 +253,7 @@ def test_sqlalchemy_durations_and_pool(tmp_path: Path) -> None:
         total(
             text,
             "db_client_operation_duration_seconds_count",
-            {"db_collection_name": "no_such_table", "error_type": "OperationalError"},
+            {"db_collection_name": "no_such_table", "error_type": "sqlite3.OperationalError"},
         )
         == 1
     )
@@ -299,13 +299,15 @@ def test_real_django_psycopg_pool(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("Django's psycopg pool is 5.1+")
     settings = dict(connections.settings["postgres"])
     settings["OPTIONS"] = {**settings.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 4}}
+    # A host name of its own, so that no SQLAlchemy pool of another test has the same pool name.
+    settings["HOST"] = "localhost"
     monkeypatch.setitem(connections.settings, "postgres", settings)
+    name = f"{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
     pooled = connections.create_connection("postgres")  # a wrapper of its own, pooled
     try:
         with pooled.cursor() as cursor:
             cursor.execute("SELECT 1")
             text = scrape()
-        name = f"{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
         assert (
             total(text, "db_client_connection_max", {"db_client_connection_pool_name": name}) == 4
         )
