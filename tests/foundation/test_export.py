@@ -47,6 +47,7 @@ def assert_request_trace(spans: list[ReceivedSpan], route: str) -> ReceivedSpan:
     return server
 
 
+@pytest.mark.smoke
 @pytest.mark.redis
 @pytest.mark.parametrize("app_installed", [True, False], ids=["with-app", "wrapper-only"])
 def test_opentelemetry_instrument_exports_one_trace_per_request(
@@ -84,6 +85,7 @@ def test_opentelemetry_instrument_exports_one_trace_per_request(
     assert orm_trace[0].resource["telemetry.distro.name"] == "otel_django"
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
 def test_every_gunicorn_worker_exports_and_sigterm_loses_nothing(
     otlp_receiver: OTLPReceiver, seeded: Path, tmp_path: Path, preload: bool
