@@ -7,6 +7,7 @@ CI (``CI=true``), where a missing service is a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,17 @@ def require_service(name: str, host: str, port: int) -> None:
     if port_open(host, port):
         return
     message = f"{name} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must provide it")
+    pytest.skip(message)
+
+
+def prometheus_tool(name: str) -> str:
+    """Path of Debian's ``prometheus`` or ``promtool``; skips locally, fails under CI if absent."""
+    path = shutil.which(name) or f"/usr/bin/{name}"
+    if os.access(path, os.X_OK):
+        return path
+    message = f"{name} is not installed (apt-get install -y prometheus)"
     if IN_CI:
         pytest.fail(f"{message}; CI must provide it")
     pytest.skip(message)

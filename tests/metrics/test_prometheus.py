@@ -9,8 +9,6 @@ password has ``up`` 0 and no samples.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests import servers
-from tests.conftest import IN_CI, free_port
+from tests.conftest import free_port, prometheus_tool
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -30,13 +28,7 @@ PASSWORD = "prometheus-test-password"
 
 
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not os.access(path, os.X_OK):
-        message = "/usr/bin/prometheus is not installed (apt-get install -y prometheus)"
-        if IN_CI:
-            pytest.fail(f"{message}; CI must provide it")
-        pytest.skip(message)
-    return path
+    return prometheus_tool("prometheus")
 
 
 def scrape_config(tmp: Path, target: str) -> Path:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.conftest import IN_CI
+from tests.conftest import prometheus_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / "collector"
@@ -73,13 +70,4 @@ def metric_names(expr: str) -> set[str]:
 
 
 def promtool() -> str:
-    """Path of promtool; skips locally and fails under CI when it is missing."""
-    path = shutil.which("promtool")
-    if path is None and os.path.exists("/usr/bin/promtool"):
-        path = "/usr/bin/promtool"
-    if path is None:
-        message = "promtool is not installed (apt-get install -y prometheus)"
-        if IN_CI:
-            pytest.fail(f"{message}; CI must provide it")
-        pytest.skip(message)
-    return path
+    return prometheus_tool("promtool")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -31,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, free_port
+from tests.conftest import free_port, prometheus_tool
 from tests.ops.helpers import PROMETHEUS_DIR, ROOT
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -43,13 +42,7 @@ RATE_INTERVAL = "1m"
 
 
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not os.access(path, os.X_OK):
-        message = "/usr/bin/prometheus is not installed (apt-get install -y prometheus)"
-        if IN_CI:
-            pytest.fail(f"{message}; CI must provide it")
-        pytest.skip(message)
-    return path
+    return prometheus_tool("prometheus")
 
 
 @dataclass
