@@ -39,8 +39,3 @@ def set_config(config: Config) -> None:
     global _active
     with _lock:
         _active = config
-
-
-def reset() -> None:
-    """Forgets the active configuration (tests use it to load another one)."""
-    set_config(None)  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ pipeline exists: until then the processor passes lines through untouched.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, WrappedLogger
 
 from ..config import Config
+from ..export import ExportGuard
 
 # The newer name; the older one is deprecated.
 ExportResult: Any = (
@@ -34,7 +34,6 @@ ExportResult: Any = (
 
 logger = logging.getLogger("otel_django.export")
 
-RETRY_AFTER_S = 5.0
 REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 _SEVERITY = {
     "debug": SeverityNumber.DEBUG,
@@ -66,48 +65,24 @@ _counts = {"failed": 0}  # records that could not be handed to the SDK
 
 
 class GuardedOTLPLogExporter:
-    """OTLP/HTTP log export that, while the endpoint is down, drops batches quietly and
-    retries at most every few seconds (one warning, not one per batch)."""
+    """OTLP/HTTP log export, guarded against a Collector that is away (``otel_django.export``)."""
 
     def __init__(self, endpoint: str, timeout_s: float = 5.0) -> None:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
         self.endpoint = endpoint.rstrip("/") + "/v1/logs"
         self._exporter = OTLPLogExporter(endpoint=self.endpoint, timeout=timeout_s)
-        self._lock = threading.Lock()
-        self._failing = False
-        self._next_attempt = 0.0
-        self.dropped_records = 0
+        self._guard = ExportGuard(
+            "log", "log records", self.endpoint,
+            sdk_logger="opentelemetry.exporter.otlp.proto.http._log_exporter",
+            unaffected="stdout lines are not affected.",
+        )  # fmt: skip
 
     def export(self, batch: Sequence[Any]) -> Any:
-        if self._failing and time.monotonic() < self._next_attempt:
-            self.dropped_records += len(batch)
-            return ExportResult.FAILURE
-        sdk_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter")
-        previous_level = sdk_logger.level
-        sdk_logger.setLevel(logging.CRITICAL)
-        try:
-            result = self._exporter.export(batch)
-        except Exception:
-            result = ExportResult.FAILURE
-        finally:
-            sdk_logger.setLevel(previous_level)
-        ok = getattr(result, "name", "") == "SUCCESS"
-        with self._lock:
-            if ok and self._failing:
-                logger.warning("log export to %s works again", self.endpoint)
-            elif not ok:
-                self.dropped_records += len(batch)
-                if not self._failing:
-                    logger.warning(
-                        "log export to %s failed; log records are dropped until it answers "
-                        "(retrying every %.0f s). stdout lines are not affected.",
-                        self.endpoint,
-                        RETRY_AFTER_S,
-                    )
-                self._next_attempt = time.monotonic() + RETRY_AFTER_S
-            self._failing = not ok
-        return result
+        sent = self._guard.export(
+            batch, lambda records: getattr(self._exporter.export(records), "name", "") == "SUCCESS"
+        )
+        return ExportResult.SUCCESS if sent else ExportResult.FAILURE
 
     def shutdown(self) -> None:
         self._exporter.shutdown()  # type: ignore[no-untyped-call]
