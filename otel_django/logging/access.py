@@ -33,28 +33,12 @@ class AccessLog:
     def __init__(self, config: Config, redactor: Redactor) -> None:
         # The bound logger itself, not structlog's lazy proxy: a proxy resolves on every call.
         self._logger = structlog.get_logger("otel_django.access").bind()
-        self.failures = 0
         self._slow_ms = config.slow_request_ms
         self._trust_xff = config.trust_x_forwarded_for
         self._log_user_id = config.log_user_id
         self._redactor = redactor
 
     def log(
-        self,
-        request: HttpRequest,
-        method: str,
-        route: str | None,
-        status: int,
-        duration_ms: float,
-        response_size: int | None,
-    ) -> None:
-        """Writes the line; a failure here never reaches the response."""
-        try:
-            self._log(request, method, route, status, duration_ms, response_size)
-        except Exception:
-            self.failures += 1
-
-    def _log(
         self,
         request: HttpRequest,
         method: str,
