@@ -3,8 +3,9 @@
 Two ways in reach the same state:
 
 * ``"otel_django"`` in ``INSTALLED_APPS``: ``ready()`` calls :func:`setup_django`.
-* ``opentelemetry-instrument``: the distro's configurator hooks :func:`setup_django` to run
-  right after ``django.setup()`` has populated the app registry (see ``distro.py``).
+* ``opentelemetry-instrument``: the distro's configurator installs :func:`hook_django_setup`,
+  which runs :func:`setup_django` right after ``django.setup()`` has populated the app
+  registry, when settings can be read.
 
 In the master of a pre-fork server (gunicorn) providers are not created: each worker creates
 its own right after the fork, so every worker has its own exporter threads and its own
