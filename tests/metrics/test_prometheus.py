@@ -8,27 +8,18 @@ password has ``up`` 0 and no samples.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import servers
-from tests.conftest import free_port, prometheus_tool
+from tests.conftest import free_port
+from tests.prometheus_server import PrometheusServer
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 PASSWORD = "prometheus-test-password"
-
-
-def prometheus_binary() -> str:
-    return prometheus_tool("prometheus")
 
 
 def scrape_config(tmp: Path, target: str) -> Path:
@@ -60,39 +51,10 @@ scrape_configs:
     return path
 
 
-class Prometheus:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def value(self, expr: str) -> float | None:
-        try:
-            result = self.query(expr)
-        except OSError:
-            return None
-        return float(result[0]["value"][1]) if result else None
-
-    def wait_value(self, expr: str, expected: float, timeout: float = 30) -> float | None:
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = self.value(expr)
-            if value == expected:
-                return value
-            time.sleep(0.5)
-        return value
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Server, Prometheus]]:
-    binary = prometheus_binary()
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[servers.Server, PrometheusServer]]:
     tmp = tmp_path_factory.mktemp("prometheus")
     database = servers.copy_database(servers.seeded_database(tmp), tmp)
     port = free_port()
@@ -104,27 +66,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Se
     )
     config = scrape_config(tmp, f"127.0.0.1:{port}")
     app = servers.gunicorn(port, env, tmp / "app-logs", workers=2)
-    prometheus_port = free_port()
-    log = (tmp / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    prometheus = PrometheusServer(config, tmp)
     try:
         app.wait_ready("/healthz", timeout=60)
-        yield app, Prometheus(f"http://127.0.0.1:{prometheus_port}")
+        yield app, prometheus
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        prometheus.stop()
         app.stop()
 
 
-def test_prometheus_scrapes_exact_counts(stack: tuple[servers.Server, Prometheus]) -> None:
+def test_prometheus_scrapes_exact_counts(stack: tuple[servers.Server, PrometheusServer]) -> None:
     app, prometheus = stack
     assert prometheus.wait_value('up{job="django"}', 1, timeout=60) == 1
     plan = {"/products/": (200, 7), "/products/1/": (200, 5), "/no-such-page/": (404, 3)}

@@ -19,7 +19,6 @@ import base64
 import json
 import shutil
 import sqlite3
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -30,8 +29,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, prometheus_tool
+from tests.conftest import free_port
 from tests.ops.helpers import PROMETHEUS_DIR, ROOT
+from tests.prometheus_server import PrometheusServer
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -41,27 +41,17 @@ PASSWORD = "dashboard-test-password"
 RATE_INTERVAL = "1m"
 
 
-def prometheus_binary() -> str:
-    return prometheus_tool("prometheus")
-
-
 @dataclass
 class Stack:
     app: Any  # tests.servers.Server
-    prometheus_url: str
+    prometheus: PrometheusServer
     instance: str
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
+        return self.prometheus.query(expr)
 
     def api(self, path: str) -> Any:
-        with urllib.request.urlopen(self.prometheus_url + path, timeout=10) as response:
-            return json.load(response)["data"]
+        return self.prometheus.api(path)
 
 
 def send_traffic(app: Any, database: Path) -> int:
@@ -141,27 +131,12 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prometheus = prometheus_binary()
     from tests import servers
 
     tmp = tmp_path_factory.mktemp("dashboard")
-    port, prometheus_port = free_port(), free_port()
-    while prometheus_port == port:
-        prometheus_port = free_port()
+    port = free_port()
     # Prometheus starts first: it comes up while the demo is being migrated and seeded.
-    config = prometheus_config(tmp, f"127.0.0.1:{port}")
-    log = (tmp / "prometheus.log").open("wb")
-    prometheus_process = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            "--storage.tsdb.retention.time=1h",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    prometheus = PrometheusServer(prometheus_config(tmp, f"127.0.0.1:{port}"), tmp)
     app = None
     try:
         database = servers.copy_database(servers.seeded_database(tmp), tmp)
@@ -177,7 +152,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         status, _headers, body = app.get("/metrics", headers={"Authorization": f"Basic {token}"})
         assert status == 200 and b"# TYPE" in body, (status, body[:200])
 
-        result = Stack(app, f"http://127.0.0.1:{prometheus_port}", f"127.0.0.1:{port}")
+        result = Stack(app, prometheus, f"127.0.0.1:{port}")
 
         def scraped() -> bool:
             try:
@@ -198,13 +173,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         time.sleep(2)  # a couple of scrapes after the last request
         yield result
     finally:
-        prometheus_process.terminate()
-        try:
-            prometheus_process.wait(20)
-        except subprocess.TimeoutExpired:
-            prometheus_process.kill()
-            prometheus_process.wait(10)
-        log.close()
+        prometheus.stop()
         if app is not None:
             app.stop()
 
