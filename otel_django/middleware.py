@@ -88,12 +88,12 @@ class OtelDjangoMiddleware:
         self._excluded = config.excluded_urls_regex
         self._tracer = trace.get_tracer("otel_django", __version__)
         self._metrics = (
-            HttpServerMetrics(metrics.get_meter("otel_django", __version__))
+            HttpServerMetrics(metrics.get_meter("otel_django", __version__), "otel_django")
             if config.metrics_enabled
             else None
         )
         # Extract only when a header the global propagator reads is present (usually none is).
-        self._propagation_meta = frozenset(
+        self._propagation_meta = tuple(
             "HTTP_" + field.upper().replace("-", "_")
             for field in propagate.get_global_textmap().fields
         )
@@ -174,7 +174,7 @@ class OtelDjangoMiddleware:
         scheme = "https" if request.is_secure() else "http"
         parent = (
             propagate.extract(meta, getter=_META_GETTER)
-            if not self._propagation_meta.isdisjoint(meta)
+            if any(key in meta for key in self._propagation_meta)
             else None
         )
         request_id = accept_request_id(meta.get(self._request_id_meta))
@@ -254,18 +254,9 @@ class OtelDjangoMiddleware:
         insight.end_request(scope_token)  # adds its N+1 events to the span: before span.end()
         span.end()
         if self._metrics is not None:
-            attributes: dict[str, str | int] = {
-                "http.request.method": method,
-                "url.scheme": state.active_attributes["url.scheme"],
-                "http.response.status_code": status,
-            }
-            if route:
-                attributes["http.route"] = route
-            if error_type is not None:
-                attributes["error.type"] = error_type
             self._metrics.request_finished(
                 state.active_attributes,
-                attributes,
+                (method, state.active_attributes["url.scheme"], status, route or None, error_type),
                 duration_ns / 1e9,
                 _request_size(request),
                 response_size,

@@ -17,17 +17,19 @@ from typing import Any
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from .. import __version__
 from ..config import Config
+from ..metrics.aggregate import AttributeValues
+from ..metrics.instruments import Histogram
 from ..redaction import Redactor
 from . import insight as insight_module
+from .duration import DURATION, duration_values
 from .explain import explain_postgresql, explain_sqlite
 from .insight import Insight, parameter_attributes, qualified_name
 from .sql import QueryDescription, describe
@@ -39,7 +41,6 @@ DB_SYSTEMS = {
     "oracle": "oracle.db",
     "microsoft": "microsoft.sql_server",
 }
-DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 logger = logging.getLogger("otel_django.db")
 
 _CACHE_MAX = 4096
@@ -61,23 +62,16 @@ class QueryObserver:
     def __init__(self, config: Config, insight: Insight | None = None) -> None:
         self._tracer = trace.get_tracer("otel_django.db", __version__)
         self._skip_unsampled: bool | None = None
-        self._duration = (
-            metrics.get_meter("otel_django.db", __version__).create_histogram(
-                "db.client.operation.duration",
-                unit="s",
-                description="Duration of database client operations.",
-                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-            )
-            if config.metrics_enabled
-            else None
-        )
+        self._duration = Histogram(DURATION, "otel_django.db") if config.metrics_enabled else None
         self._max_length = config.query_text_max_length
         self._record_parameters = config.record_query_parameters
         self._redactor = Redactor(config.redact_keys)
         self.insight = insight
         self._connection_attributes: dict[str, Attributes] = {}
-        # (alias, description) -> (span attributes, metric attributes), built once per shape.
-        self._attributes: dict[tuple[str, QueryDescription], tuple[Attributes, Attributes]] = {}
+        # (alias, description) -> (span attributes, metric attribute values), once per shape.
+        self._attributes: dict[
+            tuple[str, QueryDescription], tuple[Attributes, AttributeValues]
+        ] = {}
 
     @property
     def duration_histogram(self) -> Histogram | None:
@@ -101,7 +95,7 @@ class QueryObserver:
 
     def _attributes_for(
         self, connection: BaseDatabaseWrapper, description: QueryDescription
-    ) -> tuple[Attributes, Attributes]:
+    ) -> tuple[Attributes, AttributeValues]:
         key = (connection.alias, description)
         cached = self._attributes.get(key)
         if cached is None:
@@ -109,16 +103,14 @@ class QueryObserver:
             span_attributes: Attributes = {**base, "db.query.summary": description.summary}
             if description.text:
                 span_attributes["db.query.text"] = description.text
-            metric_attributes: Attributes = {"db.system.name": base["db.system.name"]}
             if description.operation:
                 span_attributes["db.operation.name"] = description.operation
-                metric_attributes["db.operation.name"] = description.operation
             if description.collection:
                 span_attributes["db.collection.name"] = description.collection
-                metric_attributes["db.collection.name"] = description.collection
+            metric_values = duration_values(str(base["db.system.name"]), description, None)
             if len(self._attributes) >= _CACHE_MAX:
                 self._attributes.clear()
-            cached = self._attributes[key] = (span_attributes, metric_attributes)
+            cached = self._attributes[key] = (span_attributes, metric_values)
         return cached
 
     def __call__(
@@ -129,16 +121,16 @@ class QueryObserver:
         many: bool,
         context: dict[str, Any],
     ) -> Any:
-        if otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        current = otel_context.get_current()
+        if current.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return execute(sql, params, many, context)
         try:
             connection: BaseDatabaseWrapper = context["connection"]
             description = describe(sql, self._max_length, connection.vendor)
-            span_attributes, metric_attributes = self._attributes_for(connection, description)
+            span_attributes, metric_values = self._attributes_for(connection, description)
             if self._record_parameters and not many and params:
                 parameters = parameter_attributes(params, self._redactor)
                 span_attributes = {**span_attributes, **parameters}
-            current = otel_context.get_current()
             parent = trace.get_current_span(current).get_span_context()
             if parent.is_valid and (
                 parent.trace_flags.sampled or not self._unsampled_children_dropped()
@@ -168,7 +160,7 @@ class QueryObserver:
                     span,
                     connection,
                     description,
-                    metric_attributes,
+                    metric_values,
                     sql,
                     params,
                     many,
@@ -199,7 +191,7 @@ class QueryObserver:
         span: trace.Span,
         connection: BaseDatabaseWrapper,
         description: QueryDescription,
-        metric_attributes: Attributes,
+        metric_values: AttributeValues,
         sql: str,
         params: Any,
         many: bool,
@@ -207,10 +199,10 @@ class QueryObserver:
         error: BaseException | None,
     ) -> None:
         end_time: int | None = None
-        system = str(metric_attributes["db.system.name"])
+        system: str = metric_values[0]
         insight = self.insight
         if error is not None:
-            metric_attributes = self._record_error(span, error, metric_attributes)
+            metric_values = self._record_error(span, error, metric_values)
         elif insight is not None:
             insight.count(description, system)
             if duration >= insight.slow_s:
@@ -219,12 +211,12 @@ class QueryObserver:
                 insight.slow_query(span, description, system, duration, explain)
         span.end(end_time)
         if self._duration is not None:
-            self._duration.record(duration, metric_attributes)
+            self._duration.record(duration, metric_values)
 
     @staticmethod
     def _record_error(
-        span: trace.Span, error: BaseException, metric_attributes: Attributes
-    ) -> Attributes:
+        span: trace.Span, error: BaseException, metric_values: AttributeValues
+    ) -> AttributeValues:
         # The exception's message is left out on purpose: database errors quote values
         # ("Key (email)=(...) already exists").
         error_type = qualified_name(type(error))
@@ -234,7 +226,7 @@ class QueryObserver:
             code = _sqlstate(error)
             if code is not None:
                 span.set_attribute("db.response.status_code", code)
-        return {**metric_attributes, "error.type": error_type}
+        return (*metric_values[:3], error_type)
 
 
 def _explainer(

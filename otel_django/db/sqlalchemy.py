@@ -22,12 +22,13 @@ import importlib.util
 import time
 from typing import Any
 
-from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ..config import Config
+from ..metrics.instruments import Histogram
 from ..redaction import Redactor
 from . import insight as insight_module
+from .duration import duration_values
 from .explain import explain_postgresql, explain_sqlite
 from .insight import Insight, parameter_attributes, qualified_name
 from .sql import QueryDescription, describe
@@ -179,14 +180,7 @@ class _Hooks:
     ) -> None:
         if self.duration is None or duration is None:
             return
-        attributes = {"db.system.name": system}
-        if description is not None and description.operation:
-            attributes["db.operation.name"] = description.operation
-        if description is not None and description.collection:
-            attributes["db.collection.name"] = description.collection
-        if error_type is not None:
-            attributes["error.type"] = error_type
-        self.duration.record(duration, attributes)
+        self.duration.record(duration, duration_values(system, description, error_type))
 
 
 def _elapsed(context: Any) -> float | None:

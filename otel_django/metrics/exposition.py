@@ -166,13 +166,15 @@ def merge_into(
         if family.merge not in wanted:
             continue
         into = target.get(name)
-        if into is None:
+        if into is None or (not into.points and into.kind == family.kind):
             into = target[name] = Family(
                 family.name, family.kind, family.help, family.merge, family.bounds
             )
         elif into.kind != family.kind or into.bounds != family.bounds:
             logger.warning(
-                "metric %s differs between workers; one worker's series are left out", name
+                "metric %s has two different definitions (workers, or SDK and otel_django); "
+                "the series of one are left out",
+                name,
             )
             continue
         points = into.points

@@ -1,5 +1,8 @@
 """HTTP server metrics, with the stable semantic-convention names and attributes.
 
+The three histograms are recorded through ``instruments.Histogram``: aggregated in place,
+off the SDK's per-measurement path.
+
 ``http.server.active_requests`` is an observable up-down counter over a plain in-process
 count: two SDK measurements per request fewer than a synchronous up-down counter, and the
 same series. The count is shared by every middleware instance of the process.
@@ -12,6 +15,9 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import Attributes
+
+from .aggregate import AttributeValues, HistogramSpec
+from .instruments import Histogram
 
 # Bucket boundaries advised by the semantic conventions for http.server.request.duration.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -50,27 +56,44 @@ class _ActiveRequests:
 _active = _ActiveRequests()
 
 
+HTTP_ATTRIBUTES = (
+    "http.request.method",
+    "url.scheme",
+    "http.response.status_code",
+    "http.route",
+    "error.type",
+)
+DURATION = HistogramSpec(
+    "http.server.request.duration",
+    "s",
+    "Duration of HTTP server requests.",
+    DURATION_BUCKETS,
+    HTTP_ATTRIBUTES,
+)
+REQUEST_SIZE = HistogramSpec(
+    "http.server.request.body.size",
+    "By",
+    "Size of HTTP server request bodies.",
+    SIZE_BUCKETS,
+    HTTP_ATTRIBUTES,
+)
+RESPONSE_SIZE = HistogramSpec(
+    "http.server.response.body.size",
+    "By",
+    "Size of HTTP server response bodies.",
+    SIZE_BUCKETS,
+    HTTP_ATTRIBUTES,
+)
+
+
 class HttpServerMetrics:
-    def __init__(self, meter: Meter) -> None:
-        self.duration = meter.create_histogram(
-            "http.server.request.duration",
-            unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-        )
+    """Records a request's measurements; attribute values in ``HTTP_ATTRIBUTES`` order."""
+
+    def __init__(self, meter: Meter, scope: str) -> None:
         _active.register(meter)
-        self.request_size = meter.create_histogram(
-            "http.server.request.body.size",
-            unit="By",
-            description="Size of HTTP server request bodies.",
-            explicit_bucket_boundaries_advisory=list(SIZE_BUCKETS),
-        )
-        self.response_size = meter.create_histogram(
-            "http.server.response.body.size",
-            unit="By",
-            description="Size of HTTP server response bodies.",
-            explicit_bucket_boundaries_advisory=list(SIZE_BUCKETS),
-        )
+        self.duration = Histogram(DURATION, scope)
+        self.request_size = Histogram(REQUEST_SIZE, scope)
+        self.response_size = Histogram(RESPONSE_SIZE, scope)
 
     def request_started(self, attributes: Attributes) -> None:
         _active.add(attributes, 1)
@@ -78,14 +101,14 @@ class HttpServerMetrics:
     def request_finished(
         self,
         active_attributes: Attributes,
-        attributes: Attributes,
+        values: AttributeValues,
         duration_s: float,
         request_size: int | None,
         response_size: int | None,
     ) -> None:
         _active.add(active_attributes, -1)
-        self.duration.record(duration_s, attributes)
+        self.duration.record(duration_s, values)
         if request_size is not None:
-            self.request_size.record(request_size, attributes)
+            self.request_size.record(request_size, values)
         if response_size is not None:
-            self.response_size.record(response_size, attributes)
+            self.response_size.record(response_size, values)

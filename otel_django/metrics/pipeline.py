@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .exposition import Renderer, Snapshot, Snapshotter
+from .aggregate import Aggregate, HistogramSpec
+from .exposition import ALL, Renderer, Snapshot, Snapshotter, merge_into
 from .multiprocess import Exchange
 from .reader import ScrapeReader
 
@@ -19,7 +20,17 @@ class Pipeline:
         self.exchange: Exchange | None = None
         self._snapshotter = Snapshotter()
         self._renderer = Renderer()
+        self._aggregates: dict[str, Aggregate] = {}
         reader.on_shutdown(self.close)
+
+    def histogram(self, spec: HistogramSpec) -> Aggregate:
+        """This process's aggregate for ``spec``; one per metric name, shared by its users."""
+        aggregate = self._aggregates.get(spec.name)
+        if aggregate is None:
+            aggregate = self._aggregates.setdefault(spec.name, Aggregate(spec, self.limit))
+        if aggregate.spec != spec:
+            raise ValueError(f"histogram {spec.name} is defined twice, differently")
+        return aggregate
 
     def start_exchange(self, directory: Path) -> None:
         exchange = Exchange(directory, self.local_snapshot, self.limit)
@@ -27,7 +38,10 @@ class Pipeline:
         self.exchange = exchange
 
     def local_snapshot(self) -> Snapshot:
-        return self._snapshotter.take(self.reader.scrape())
+        snapshot = self._snapshotter.take(self.reader.scrape())
+        aggregated = {a.family_name: a.family() for a in list(self._aggregates.values())}
+        merge_into(snapshot.families, aggregated, (ALL,), self.limit)
+        return snapshot
 
     def snapshot(self) -> Snapshot:
         """This process's metrics, or the whole server's when workers exchange them."""

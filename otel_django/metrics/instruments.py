@@ -1,0 +1,77 @@
+"""The histograms instrumentations record into on the request and query paths.
+
+A :class:`Histogram` records into this process's in-place aggregate (``aggregate.py``) when
+otel_django built the MeterProvider, and into an ordinary SDK histogram of the global meter
+when the application set up its own. It binds at its first measurement and again whenever the
+process's pipeline changes, which is what happens after a pre-fork server forks a worker: an
+instrument created in the master (``--preload``) records into the worker's own pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from opentelemetry import metrics
+
+from .. import __version__
+from . import provider
+from .aggregate import AttributeValues, HistogramSpec
+from .pipeline import Pipeline
+
+_ATTRIBUTE_CACHE_MAX = 4096
+_UNBOUND: Any = object()
+
+
+class _Recorder(Protocol):
+    def record(self, value: float, values: AttributeValues) -> None: ...
+
+
+class _SdkHistogram:
+    """The fallback: an SDK histogram, given attribute dicts built once per value tuple."""
+
+    def __init__(self, spec: HistogramSpec, scope: str) -> None:
+        self._spec = spec
+        self._instrument = metrics.get_meter(scope, __version__).create_histogram(
+            spec.name,
+            unit=spec.unit,
+            description=spec.description,
+            explicit_bucket_boundaries_advisory=list(spec.bounds),
+        )
+        self._attributes: dict[AttributeValues, dict[str, Any]] = {}
+
+    def record(self, value: float, values: AttributeValues) -> None:
+        attributes = self._attributes.get(values)
+        if attributes is None:
+            attributes = self._spec.attributes(values)
+            if len(self._attributes) < _ATTRIBUTE_CACHE_MAX:
+                self._attributes[values] = attributes
+        self._instrument.record(value, attributes)
+
+
+class Histogram:
+    """A histogram with fixed attribute names, recorded with a tuple of their values."""
+
+    __slots__ = ("_bound_to", "_recorder", "_scope", "spec")
+
+    def __init__(self, spec: HistogramSpec, scope: str) -> None:
+        self.spec = spec
+        self._scope = scope
+        self._bound_to: Pipeline | None = _UNBOUND
+        self._recorder: _Recorder | None = None
+
+    def record(self, value: float, values: AttributeValues) -> None:
+        """``values`` has one entry per ``spec.attribute_names``, ``None`` where absent."""
+        recorder = self._recorder
+        pipeline = provider.pipeline()
+        if recorder is None or pipeline is not self._bound_to:
+            recorder = self._bind(pipeline)
+        recorder.record(value, values)
+
+    def _bind(self, pipeline: Pipeline | None) -> _Recorder:
+        recorder: _Recorder = (
+            pipeline.histogram(self.spec)
+            if pipeline is not None
+            else _SdkHistogram(self.spec, self._scope)
+        )
+        self._recorder, self._bound_to = recorder, pipeline
+        return recorder

@@ -1,0 +1,102 @@
+"""Histograms aggregated in place (the request and query paths' instruments).
+
+Proves: the same measurements give the same buckets, counts and sums as the SDK's histogram,
+values on a boundary included and negative ones dropped; a histogram never holds more than
+its limit of series, the rest counted under ``otel_metric_overflow`` so totals stay exact; and
+a handle records into an SDK histogram when otel_django did not build the MeterProvider, then
+into the pipeline once one exists, both showing up in one series on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+
+from otel_django.metrics import provider
+from otel_django.metrics.aggregate import Aggregate, HistogramSpec
+from otel_django.metrics.exposition import OVERFLOW_LABELS, Snapshotter
+from otel_django.metrics.instruments import Histogram
+from otel_django.metrics.reader import ScrapeReader
+from tests.metrics.helpers import scrape, total
+
+pytestmark = pytest.mark.django_db
+
+SPEC = HistogramSpec(
+    "test.aggregate.duration",
+    "s",
+    "A test histogram.",
+    (0.0, 0.005, 0.1, 1.0),
+    ("http.request.method", "http.response.status_code", "error.type"),
+)
+VALUES = [0.0, -1.0, 0.005, 0.0050001, 0.1, 0.25, 1.0, 7.0, 0.003, 0.1, 1e-9]
+
+
+def test_same_buckets_counts_and_sums_as_the_sdk() -> None:
+    reader = ScrapeReader()
+    sdk_histogram = (
+        MeterProvider(metric_readers=[reader])
+        .get_meter("test")
+        .create_histogram(
+            SPEC.name, unit=SPEC.unit, explicit_bucket_boundaries_advisory=list(SPEC.bounds)
+        )
+    )
+    aggregate = Aggregate(SPEC, limit=100)
+    for i, value in enumerate(VALUES):
+        values = ("GET", 200 if i % 3 else 500, None if i % 3 else "500")
+        sdk_histogram.record(value, SPEC.attributes(values))
+        aggregate.record(value, values)
+
+    expected = Snapshotter().take(reader.scrape()).families[aggregate.family_name]
+    family = aggregate.family()
+    assert family.name == "test_aggregate_duration_seconds"
+    assert family.bounds == expected.bounds == SPEC.bounds
+    assert family.points.keys() == expected.points.keys()
+    for labels, (count, total_, buckets) in expected.points.items():
+        assert family.points[labels][0] == count
+        assert family.points[labels][1] == pytest.approx(total_)
+        assert family.points[labels][2] == list(buckets)
+
+
+def test_series_beyond_the_limit_go_to_overflow() -> None:
+    aggregate = Aggregate(SPEC, limit=4)
+    for i in range(50):
+        aggregate.record(0.01, (f"M{i}", 200, None))
+    aggregate.record(0.01, ("M0", 200, None))  # an existing series keeps its own count
+
+    points = aggregate.family().points
+    assert len(points) == 4
+    counts = {labels: value[0] for labels, value in points.items()}
+    assert counts[OVERFLOW_LABELS] == 47
+    assert counts['http_request_method="M0",http_response_status_code="200"'] == 2
+    assert sum(counts.values()) == 51
+
+
+def test_records_into_the_sdk_without_a_pipeline_then_into_the_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = provider.pipeline()
+    assert pipeline is not None, "tests run with otel_django's MeterProvider"
+    histogram = Histogram(SPEC, "tests")
+    name = "test_aggregate_duration_seconds_count"
+    where = {"http_request_method": "POST"}
+    before = total(scrape(), name, where)
+
+    with monkeypatch.context() as patch:  # as in an application with its own MeterProvider
+        patch.setattr(provider, "_pipeline", None)
+        histogram.record(0.2, ("POST", 201, None))
+    assert pipeline.histogram(SPEC).family().points == {}  # it went to the SDK
+    text = scrape()
+    assert total(text, name, where) == before + 1
+
+    histogram.record(0.3, ("POST", 201, None))
+    text = scrape()
+    assert total(text, name, where) == before + 2  # SDK and aggregate: one series
+    assert len([line for line in text.splitlines() if line.startswith(name + "{")]) == 1
+
+
+def test_a_second_definition_of_the_same_name_is_refused() -> None:
+    pipeline = provider.pipeline()
+    assert pipeline is not None
+    pipeline.histogram(SPEC)
+    with pytest.raises(ValueError, match="defined twice"):
+        pipeline.histogram(HistogramSpec(SPEC.name, "s", "other", (1.0,), ("a",)))
