@@ -4,9 +4,11 @@
 same observations recorded in an OTel MeterProvider read by otel_django and in a
 prometheus_client registry (``_created`` series off, so it renders the same samples).
 Candidates: prometheus_client's ``generate_latest`` (the baseline); otel_django's renderer on
-a snapshot; a whole otel_django scrape (SDK collect + snapshot + render); and that scrape
-merged over 4 workers (3 peers answering over unix sockets, as under gunicorn). Target
-(issue 3): rendering at most a fifth of ``generate_latest``'s time.
+a snapshot; a whole otel_django scrape (SDK collect + snapshot + render); the same scrape when
+the series come from otel_django's in-place histograms (``metrics/aggregate.py``, how the
+HTTP and DB histograms are recorded) instead of the SDK; and the SDK scrape merged over 4
+workers (3 peers answering over unix sockets, as under gunicorn). Target (issue 3): rendering
+at most a fifth of ``generate_latest``'s time.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 
 from benchmarks.harness import Comparison, Target, compare
 from otel_django.metrics.exposition import Renderer, Snapshotter
-from otel_django.metrics.http import DURATION_BUCKETS
+from otel_django.metrics.http import DURATION, DURATION_BUCKETS
 from otel_django.metrics.multiprocess import Exchange
 from otel_django.metrics.pipeline import Pipeline
 from otel_django.metrics.reader import ScrapeReader
@@ -59,6 +61,16 @@ def _otel_pipeline(observations: list[tuple[str, str, int, float]]) -> Pipeline:
     return Pipeline(reader, limit=10_000)
 
 
+def _aggregate_pipeline(observations: list[tuple[str, str, int, float]]) -> Pipeline:
+    reader = ScrapeReader()
+    MeterProvider(metric_readers=[reader])
+    pipeline = Pipeline(reader, limit=10_000)
+    histogram = pipeline.histogram(DURATION)
+    for method, route, status, value in observations:
+        histogram.record(value, (method, "http", status, route, None))
+    return pipeline
+
+
 def _prometheus_client(observations: list[tuple[str, str, int, float]]) -> object:
     import prometheus_client
     from prometheus_client import CollectorRegistry, Histogram
@@ -83,6 +95,7 @@ def run(quick: bool) -> list[Comparison]:
     observations = _observations()
     registry = _prometheus_client(observations)
     pipeline = _otel_pipeline(observations)
+    aggregated = _aggregate_pipeline(observations)
     snapshot = Snapshotter().take(pipeline.reader.scrape())
     renderer = Renderer()
     rounds = 3 if quick else 9
@@ -100,6 +113,8 @@ def run(quick: bool) -> list[Comparison]:
             together = merged.snapshot().families[family].points
             alone = pipeline.snapshot().families[family].points
             assert len(together) == len(alone) == 4_500
+            in_place = aggregated.snapshot().families[family].points
+            assert {k: [v[0], v[1], list(v[2])] for k, v in alone.items()} == in_place
             assert sum(v[0] for v in together.values()) == 4 * sum(v[0] for v in alone.values())
             comparison = compare(
                 "one /metrics scrape of 4,500 histogram series",
@@ -107,6 +122,7 @@ def run(quick: bool) -> list[Comparison]:
                     "prometheus_client generate_latest": lambda: generate_latest(registry),  # type: ignore[arg-type]
                     "otel_django render (snapshot taken)": lambda: renderer.render(snapshot),
                     "otel_django scrape (collect+render)": pipeline.exposition,
+                    "otel_django scrape, in-place histograms": aggregated.exposition,
                     "otel_django scrape, 4 workers merged": merged.exposition,
                 },
                 unit="scrape",
@@ -136,7 +152,7 @@ def run(quick: bool) -> list[Comparison]:
                 "series, the worst case.",
             )
         finally:
-            for peer in (*peers, merged):
+            for peer in (*peers, merged, aggregated):
                 peer.close()
     return [comparison]
 
