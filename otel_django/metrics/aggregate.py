@@ -15,7 +15,9 @@ values go to the ``otel.metric.overflow`` series, as the SDK's streams do
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ _OVERFLOW: Hashable = object()
 class Aggregate:
     """The cumulative series of one histogram in this process."""
 
-    __slots__ = ("_limit", "_lock", "_series", "family_name", "spec")
+    __slots__ = ("__weakref__", "_limit", "_lock", "_series", "family_name", "spec")
 
     def __init__(self, spec: HistogramSpec, limit: int) -> None:
         self.spec = spec
@@ -57,6 +59,7 @@ class Aggregate:
         self._lock = threading.Lock()
         # values -> [count, sum, bucket counts, label string]
         self._series: dict[Hashable, list[Any]] = {}
+        _aggregates.add(self)
 
     def record(self, value: float, values: AttributeValues) -> None:
         if not value >= 0:  # as the SDK does, negative values (and NaN) are dropped
@@ -89,3 +92,15 @@ class Aggregate:
             points = {s[3]: [s[0], s[1], list(s[2])] for s in self._series.values()}
         spec = self.spec
         return Family(self.family_name, HISTOGRAM, spec.description, ALL, spec.bounds, points)
+
+
+_aggregates: weakref.WeakSet[Aggregate] = weakref.WeakSet()
+
+
+def _reinit_locks() -> None:
+    """A fork copies a lock held by another thread as held forever: new locks in the child."""
+    for aggregate in list(_aggregates):
+        aggregate._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_locks)

@@ -4,10 +4,15 @@ Proves: the same measurements give the same buckets, counts and sums as the SDK'
 values on a boundary included and negative ones dropped; a histogram never holds more than
 its limit of series, the rest counted under ``otel_metric_overflow`` so totals stay exact; and
 a handle records into an SDK histogram when otel_django did not build the MeterProvider, then
-into the pipeline once one exists, both showing up in one series on ``/metrics``.
+into the pipeline once one exists, both showing up in one series on ``/metrics``; a process
+forked while another thread records does not hang on the copied lock.
 """
 
 from __future__ import annotations
+
+import os
+import signal
+import time
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -100,3 +105,26 @@ def test_a_second_definition_of_the_same_name_is_refused() -> None:
     pipeline.histogram(SPEC)
     with pytest.raises(ValueError, match="defined twice"):
         pipeline.histogram(HistogramSpec(SPEC.name, "s", "other", (1.0,), ("a",)))
+
+
+def test_a_child_forked_while_the_lock_is_held_can_record() -> None:
+    aggregate = Aggregate(SPEC, limit=10)
+    with aggregate._lock:  # as if another thread were recording at the fork
+        pid = os.fork()
+        if pid == 0:
+            code = 2
+            try:
+                aggregate.record(0.5, ("GET", 200, None))
+                code = 0 if aggregate.family().points else 1
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on the aggregate's lock")
