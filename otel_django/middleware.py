@@ -18,7 +18,9 @@ from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http.multipartparser import MultiPartParserError
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.propagators.textmap import Getter
@@ -38,6 +40,17 @@ KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
 )
 REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
+# What Django's handler turns into a 404, 403 or 400 response when a view raises it
+# (django.core.handlers.exception.response_for_exception): for the span and the metrics, the
+# response is what happened, as when the view returns it. SuspiciousOperation stays visible on
+# Django's ``django.security.*`` loggers.
+CLIENT_ERROR_EXCEPTIONS = (
+    Http404,
+    PermissionDenied,
+    BadRequest,
+    SuspiciousOperation,
+    MultiPartParserError,
+)
 
 
 class _MetaGetter(Getter[dict[str, Any]]):
@@ -156,6 +169,8 @@ class OtelDjangoMiddleware:
                 otel_context.detach(context_token)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        if isinstance(exception, CLIENT_ERROR_EXCEPTIONS):
+            return  # Django answers 4xx for them: as a returned 4xx, not an error
         state: _RequestState | None = getattr(request, "_otel_django", None)
         if state is not None and state.span.is_recording():
             messages = ErrorMessages.from_config(get_config())
