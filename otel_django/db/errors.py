@@ -149,18 +149,27 @@ class ErrorMessages:
     def format(self, exception: BaseException) -> str:
         """The traceback as Python prints it (chained exceptions, groups, source lines), with
         the withheld messages replaced."""
-        return _format(exception, self.withheld(exception))
+        try:
+            return _format(exception, self.withheld(exception))
+        except Exception:  # fail closed: frames without any message
+            return _types_and_frames(exception)
 
     def span_attributes(self, exception: BaseException) -> dict[str, str] | None:
         """Attributes overriding the SDK's in ``span.record_exception``; None when nothing is
         withheld (the SDK's own are right then)."""
-        withheld = self.withheld(exception)
-        if not withheld:
-            return None
-        return {
-            "exception.message": _message(exception, withheld),
-            "exception.stacktrace": _format(exception, withheld),
-        }
+        try:
+            withheld = self.withheld(exception)
+            if not withheld:
+                return None
+            return {
+                "exception.message": _message(exception, withheld),
+                "exception.stacktrace": _format(exception, withheld),
+            }
+        except Exception:  # fail closed: frames without any message
+            return {
+                "exception.message": WITHHELD,
+                "exception.stacktrace": _types_and_frames(exception),
+            }
 
 
 Withheld = list[tuple[BaseException, str]]
