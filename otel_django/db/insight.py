@@ -122,7 +122,7 @@ def caller_location(frame: FrameType | None = None) -> Location | None:
         if (
             module.partition(".")[0] not in LIBRARY_MODULES
             and not filename.startswith("<")
-            and not _is_console_script(filename)
+            and not (module == "__main__" and _is_console_script(filename))
         ):
             if not filename.startswith(_STDLIB) and not any(p in filename for p in _THIRD_PARTY):
                 return _location(frame, module)
