@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ..config import Config
 
 WITHHELD = "(message withheld)"
+Withheld = list[tuple[BaseException, str]]
+"""Withheld exceptions of a chain, each with the text shown instead of its message."""
 
 # The error classes whose messages are withheld, as (module, attribute): Django's, SQLAlchemy's,
 # and the DB-API base class of each driver Django or SQLAlchemy commonly runs on. Looked up in
@@ -117,7 +119,7 @@ class ErrorMessages:
     def from_config(cls, config: Config) -> ErrorMessages:
         return cls(config.record_database_error_messages)
 
-    def withheld(self, exception: BaseException) -> list[tuple[BaseException, str]]:
+    def withheld(self, exception: BaseException) -> Withheld:
         """The exceptions of ``exception``'s chain (causes, contexts, members of groups) whose
         message is withheld, each with its replacement; empty when nothing is."""
         if self.record_database_messages:
@@ -172,7 +174,6 @@ class ErrorMessages:
             }
 
 
-Withheld = list[tuple[BaseException, str]]
 SCRUB_MIN_LENGTH = 4  # shorter messages are not looked for in text: they would match anything
 
 
@@ -206,22 +207,22 @@ def _shown(withheld: Withheld) -> list[tuple[str, str]]:
     pairs = []
     for exception, text in withheld:
         try:
-            shown = [(repr(exception), f"{type(exception).__name__}({text!r})")]
-            shown.append((str(exception), text))
+            quoted = [(repr(exception), f"{type(exception).__name__}({text!r})")]
+            quoted.append((str(exception), text))
         except Exception:  # an exception whose str() raises shows no message anywhere
-            shown = []
-        pairs.extend(shown)
+            quoted = []
+        pairs.extend(quoted)
     return [(shown, instead) for shown, instead in pairs if len(shown) >= SCRUB_MIN_LENGTH]
 
 
-def _message(exception: BaseException, withheld: list[tuple[BaseException, str]]) -> str:
+def _message(exception: BaseException, withheld: Withheld) -> str:
     for candidate, text in withheld:
         if candidate is exception:
             return text
     return str(exception)
 
 
-def _format(exception: BaseException, withheld: list[tuple[BaseException, str]]) -> str:
+def _format(exception: BaseException, withheld: Withheld) -> str:
     if not withheld:
         return "".join(traceback.format_exception(exception))
     formatted = traceback.TracebackException.from_exception(exception)
@@ -233,9 +234,9 @@ def _format(exception: BaseException, withheld: list[tuple[BaseException, str]])
 def _replace_messages(
     formatted: traceback.TracebackException, exception: BaseException, withheld: dict[int, str]
 ) -> bool:
-    """Replaces the messages kept by ``TracebackException`` (its private ``_str``, the same
-    from CPython 3.11 to 3.14) of the withheld exceptions. False when it cannot: the caller
-    then shows less, never the message."""
+    """Replaces the messages kept by ``TracebackException`` (its private ``_str``, checked on
+    CPython 3.11, 3.12 and 3.13; tests/db/test_error_messages.py fails if it changes) of the
+    withheld exceptions. False when it cannot: the caller then shows less, never the message."""
     pending = [(formatted, exception)]
     seen: set[int] = set()
     while pending:
