@@ -24,7 +24,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import __version__
 from .config import Config
 from .db import insight
+from .db.errors import ErrorMessages
 from .logging.request_id import is_safe_request_id
+from .runtime import get_config
 
 logger = logging.getLogger("otel_django")
 
@@ -142,7 +144,8 @@ def task_failure(sender: Any = None, exception: BaseException | None = None, **k
     state = getattr(getattr(sender, "request", None), _STATE, None)
     if not isinstance(state, _TaskState) or state.span is None or exception is None:
         return
-    state.span.record_exception(exception)
+    messages = ErrorMessages.from_config(get_config())
+    state.span.record_exception(exception, attributes=messages.span_attributes(exception))
     state.span.set_attribute("error.type", type(exception).__qualname__)
     state.span.set_status(Status(StatusCode.ERROR))
 

@@ -342,6 +342,14 @@ SETTINGS: tuple[Setting, ...] = (
         "may hold personal data.",
     ),
     Setting("QUERY_TEXT_MAX_LENGTH", _int_range(64), 2048, "Cap on `db.query.text` length."),
+    Setting(
+        "RECORD_DATABASE_ERROR_MESSAGES",
+        _bool,
+        False,
+        "Record database errors' messages in span exception events, log lines, OTLP log "
+        "records and Sentry events. Off: they quote the failing statement's values, so only "
+        "the type, SQLSTATE and frames are recorded.",
+    ),
     # -- logs
     Setting(
         "LOGGING_ENABLED",
@@ -441,6 +449,7 @@ class Config:
     explain_timeout_ms: float
     record_query_parameters: bool
     query_text_max_length: int
+    record_database_error_messages: bool
     logging_enabled: bool
     log_format: str
     log_level: str

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.db import Error as DatabaseError
-from django.http import HttpRequest, HttpResponseBase
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http.multipartparser import MultiPartParserError
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.propagators.textmap import Getter
@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import __version__
 from .config import Config
 from .db import insight
+from .db.errors import ErrorMessages
 from .logging.access import AccessLog
 from .logging.request_id import accept_request_id
 from .metrics.http import HttpServerMetrics
@@ -39,6 +40,17 @@ KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
 )
 REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
+# What Django's handler turns into a 404, 403 or 400 response when a view raises it
+# (django.core.handlers.exception.response_for_exception): for the span and the metrics, the
+# response is what happened, as when the view returns it. SuspiciousOperation stays visible on
+# Django's ``django.security.*`` loggers.
+CLIENT_ERROR_EXCEPTIONS = (
+    Http404,
+    PermissionDenied,
+    BadRequest,
+    SuspiciousOperation,
+    MultiPartParserError,
+)
 
 
 class _MetaGetter(Getter[dict[str, Any]]):
@@ -157,10 +169,14 @@ class OtelDjangoMiddleware:
                 otel_context.detach(context_token)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        if isinstance(exception, CLIENT_ERROR_EXCEPTIONS):
+            return  # Django answers 4xx for them: as a returned 4xx, not an error
         state: _RequestState | None = getattr(request, "_otel_django", None)
         if state is not None and state.span.is_recording():
-            withheld = _without_message(exception) if isinstance(exception, DatabaseError) else None
-            state.span.record_exception(exception, attributes=withheld, escaped=True)
+            messages = ErrorMessages.from_config(get_config())
+            state.span.record_exception(
+                exception, attributes=messages.span_attributes(exception), escaped=True
+            )
             state.span.set_attribute("error.type", _qualified_name(type(exception)))
         if state is not None:
             request._otel_django_error = _qualified_name(type(exception))  # type: ignore[attr-defined]
@@ -277,16 +293,6 @@ def _report_failure(stage: str) -> None:
         logging.getLogger("otel_django").exception(
             "otel_django failed %s a request's telemetry; the request is unaffected", stage
         )
-
-
-def _without_message(exception: BaseException) -> dict[str, str]:
-    """Database errors quote values of the failing statement: keep the type and frames only."""
-    frames = "".join(traceback.format_tb(exception.__traceback__))
-    name = _qualified_name(type(exception))
-    return {
-        "exception.message": "",
-        "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{name}",
-    }
 
 
 def _qualified_name(cls: type) -> str:

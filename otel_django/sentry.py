@@ -7,6 +7,9 @@
   "trace" view then opens the OTel trace id) and the ``request_id`` tag; the query string,
   form data, headers and breadcrumb data Sentry attaches are redacted like log lines, and
   frame locals are not sent (``include_local_variables=False``).
+* Database errors' messages, which quote values, are withheld from exception values (type,
+  module and frames stay; ``RECORD_DATABASE_ERROR_MESSAGES`` keeps them), and the SQL of query
+  breadcrumbs has its literals replaced by ``?``, as on spans.
 * Propagation stays W3C: Sentry's ``OTLPIntegration`` is used for its trace linking only
   (``setup_propagator=False``: it would replace the global propagator with one that writes
   ``sentry-trace`` and drops ``traceparent``). A propagator that adds ``sentry-trace`` is
@@ -34,6 +37,8 @@ from opentelemetry.propagators.textmap import (
 )
 
 from .config import SETTINGS, Config, ConfigError
+from .db.errors import WITHHELD, ErrorMessages, scrub
+from .db.sql import describe
 from .redaction import Redactor
 
 logger = logging.getLogger("otel_django")
@@ -84,9 +89,8 @@ def setup_sentry(config: Config, **options: Any) -> bool:
         init_options["send_default_pii"] = False
     init_options.update(options)
     user_before_send = init_options.get("before_send")
-    init_options["before_send"] = (
-        link_event if user_before_send is None else _chain(link_event, user_before_send)
-    )
+    own = _chain(link_event, withhold_messages(ErrorMessages.from_config(config)))
+    init_options["before_send"] = own if user_before_send is None else _chain(own, user_before_send)
     sentry_sdk.init(**init_options)
     install_sentry_trace_propagator()
     return True
@@ -158,8 +162,54 @@ def _redact_event(event: dict[str, Any]) -> None:
     breadcrumbs = event.get("breadcrumbs")
     values = breadcrumbs.get("values") if isinstance(breadcrumbs, Mapping) else breadcrumbs
     for crumb in values if isinstance(values, list) else ():
-        if isinstance(crumb, dict) and isinstance(crumb.get("data"), Mapping):
+        if not isinstance(crumb, dict):
+            continue
+        if isinstance(crumb.get("data"), Mapping):
             crumb["data"] = _redactor.mapping(crumb["data"])
+        if crumb.get("category") == "query" and isinstance(crumb.get("message"), str):
+            # The SQL of Sentry's query breadcrumbs, its literals as spans show them: "?".
+            crumb["message"] = describe(crumb["message"]).text
+
+
+def withhold_messages(messages: ErrorMessages) -> Callable[..., Any]:
+    """``before_send``: the messages ``messages`` withholds (database errors') out of the
+    event's exceptions, chained ones included; their type, module and frames stay."""
+
+    def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        exc_info = hint.get("exc_info")
+        exception = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+        if not isinstance(exception, BaseException):
+            return event
+        try:
+            withheld = messages.withheld(exception)
+        except Exception:  # fail closed: no message rather than one that should not be there
+            withheld = None
+        if withheld == []:
+            return event
+        # Sentry names each exception by module and qualified name (builtins: no module).
+        texts: dict[tuple[object, object], str] = {
+            (type(e).__module__, type(e).__qualname__): text for e, text in withheld or ()
+        }
+        for value in _exception_values(event):
+            if withheld is None:
+                value["value"] = WITHHELD
+                continue
+            text = texts.get((value.get("module") or "builtins", value.get("type")))
+            if text is not None:
+                value["value"] = text
+        if withheld:  # a log entry (Celery's "Task … raised unexpected: …") quotes it too
+            for key in ("logentry", "message", "extra", "breadcrumbs"):
+                if key in event:
+                    event[key] = scrub(event[key], withheld)
+        return event
+
+    return before_send
+
+
+def _exception_values(event: dict[str, Any]) -> list[dict[str, Any]]:
+    exceptions = event.get("exception")
+    values = exceptions.get("values") if isinstance(exceptions, Mapping) else None
+    return [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
 
 
 class SentryTracePropagator(TextMapPropagator):

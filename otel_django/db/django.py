@@ -30,6 +30,7 @@ from ..metrics.instruments import Histogram
 from ..redaction import Redactor
 from . import insight as insight_module
 from .duration import DURATION, duration_values
+from .errors import sqlstate
 from .explain import explain_postgresql, explain_sqlite
 from .insight import Insight, parameter_attributes, qualified_name
 from .sql import QueryDescription, describe
@@ -46,14 +47,6 @@ logger = logging.getLogger("otel_django.db")
 _CACHE_MAX = 4096
 
 Attributes = dict[str, AttributeValue]
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    for candidate in (exc, exc.__cause__):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return None
 
 
 class QueryObserver:
@@ -218,12 +211,12 @@ class QueryObserver:
         span: trace.Span, error: BaseException, metric_values: AttributeValues
     ) -> AttributeValues:
         # The exception's message is left out on purpose: database errors quote values
-        # ("Key (email)=(...) already exists").
+        # ("Key (email)=(...) already exists"); see errors.py.
         error_type = qualified_name(type(error))
         if span.is_recording():
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute("error.type", error_type)
-            code = _sqlstate(error)
+            code = sqlstate(error)
             if code is not None:
                 span.set_attribute("db.response.status_code", code)
         return (*metric_values[:3], error_type)

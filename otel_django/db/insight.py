@@ -12,6 +12,7 @@ span, one warning log line and one counter increment per pattern.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -44,12 +45,16 @@ PARAMETERS_MAX = 32
 SHAPES_PER_SCOPE = 2048  # distinct query shapes tracked per request; more are not counted
 EXPLAIN_SHAPES = 1024  # query shapes whose last EXPLAIN time is remembered
 
-# Top-level modules whose frames are never "the code that issued the query".
+# Top-level modules whose frames are never "the code that issued the query": the libraries
+# between a view and its query, and the servers (and their event loops) that call the view.
 # fmt: off
 LIBRARY_MODULES = frozenset({
     "django", "sqlalchemy", "otel_django", "asgiref", "opentelemetry", "wrapt", "threading",
     "contextlib", "concurrent", "functools", "psycopg", "psycopg2", "sqlite3", "sentry_sdk",
     "celery", "kombu", "billiard", "debug_toolbar", "runpy", "importlib",
+    "gunicorn", "uvicorn", "granian", "uwsgi", "uwsgidecorators", "waitress", "daphne",
+    "hypercorn", "twisted", "gevent", "eventlet", "werkzeug", "wsgiref", "socketserver",
+    "asyncio",
 })
 # fmt: on
 
@@ -80,12 +85,32 @@ _STDLIB = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstd
 _THIRD_PARTY = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 
+def _script_directories() -> frozenset[str]:
+    """Where installers put console scripts (``bin/gunicorn``, ``bin/celery``): the wrappers
+    there (``sys.exit(run())``) are the servers' entry points, never application code."""
+    found = {os.path.dirname(os.path.abspath(sys.executable)), sysconfig.get_path("scripts")}
+    with contextlib.suppress(KeyError):  # a platform without a user scheme
+        found.add(sysconfig.get_path("scripts", f"{os.name}_user"))
+    return frozenset(os.path.normcase(os.path.abspath(d)) for d in found)
+
+
+_SCRIPT_DIRECTORIES = _script_directories()
+
+
+def _is_console_script(filename: str) -> bool:
+    directory = os.path.dirname(os.path.abspath(filename))
+    if directory.lower().endswith(".exe"):  # Windows: Scripts\gunicorn.exe\__main__.py
+        directory = os.path.dirname(directory)
+    return os.path.normcase(directory) in _SCRIPT_DIRECTORIES
+
+
 def caller_location(frame: FrameType | None = None) -> Location | None:
     """The innermost frame of application code that led to this call.
 
-    Frames of Django, SQLAlchemy, otel_django and their plumbing are never it. Among the others,
-    the innermost one outside installed packages and the standard library wins (a view, not the
-    serializer library it called); failing that, the innermost one at all.
+    Frames of Django, SQLAlchemy, otel_django and their plumbing, of the server (gunicorn,
+    uvicorn …) and of console-script wrappers (``bin/gunicorn``) are never it. Among the
+    others, the innermost one outside installed packages and the standard library wins (a
+    view, not the serializer library it called); failing that, the innermost one at all.
     """
     frame = frame if frame is not None else sys._getframe(1)
     fallback: FrameType | None = None
@@ -94,7 +119,11 @@ def caller_location(frame: FrameType | None = None) -> Location | None:
         if not isinstance(module, str):
             module = ""
         filename = frame.f_code.co_filename
-        if module.partition(".")[0] not in LIBRARY_MODULES and not filename.startswith("<"):
+        if (
+            module.partition(".")[0] not in LIBRARY_MODULES
+            and not filename.startswith("<")
+            and not (module == "__main__" and _is_console_script(filename))
+        ):
             if not filename.startswith(_STDLIB) and not any(p in filename for p in _THIRD_PARTY):
                 return _location(frame, module)
             if fallback is None:

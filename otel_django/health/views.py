@@ -4,6 +4,9 @@ Liveness answers ``{"status": "ok"}`` without touching any dependency: a livenes
 restarts the container, which never fixes a database outage. Readiness runs every check of
 :mod:`otel_django.health.checks` within ``HEALTH_CHECK_TIMEOUT_S`` and answers 503 when one
 fails, so the load balancer stops sending traffic to this instance until it recovers.
+
+Both answer GET and HEAD (a HEAD gets the same status and headers; the server drops the body);
+other methods get 405.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TypeVar
 
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from . import checks
 
@@ -33,7 +36,7 @@ def _login_not_required(view: _View) -> _View:
 
 @_login_not_required
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers HTTP. No dependency is checked."""
     return JsonResponse({"status": "ok"})
@@ -41,7 +44,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @_login_not_required
 @never_cache
-@require_GET
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: databases, caches, Redis, migrations and registered checks all answer."""
     ready, results = checks.readiness()

@@ -15,9 +15,11 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import get_current
 from structlog import DropEvent
+from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from ..db.errors import ErrorMessages, Withheld, scrub
 from ..redaction import REDACTED, Redactor
 
 # structlog method names and stdlib level names, lowercased, to the one level vocabulary.
@@ -193,25 +195,81 @@ def exc_info_tuple(value: object) -> ExcInfo | None:
     return None
 
 
-def structured_exception(
-    wrapped: WrappedLogger, method_name: str, event_dict: EventDict
-) -> EventDict:
+def structured_exception(messages: ErrorMessages) -> Processor:
     """``exc_info`` → ``exception``: a list (the raised exception, then its causes) of
     ``{exc_type, exc_value, exc_notes, syntax_error, is_cause, is_group, frames: [{filename,
-    lineno, name}]}``. Never the frames' local variables: they may hold secrets."""
-    value = event_dict.pop("exc_info", None)
-    if value is None or value is False:
+    lineno, name}]}``. Never the frames' local variables: they may hold secrets; never the
+    messages ``messages`` withholds (those of database errors)."""
+
+    def add_exception(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        value = event_dict.pop("exc_info", None)
+        if value is None or value is False:
+            return event_dict
+        info = exc_info_tuple(value)
+        if info is None:
+            return event_dict
+        try:
+            stacks = _transform_exception(info)
+            withheld = messages.withheld(info[1])
+            if withheld:
+                _withhold(stacks, withheld)
+                _scrub_fields(event_dict, withheld)
+        except Exception:  # an exception whose str() raises, a broken traceback...
+            stacks = [{"exc_type": info[0].__name__, "exc_value": "<unprintable>", "frames": []}]
+        event_dict["exception"] = stacks
         return event_dict
-    info = exc_info_tuple(value)
-    if info is None:
-        return event_dict
+
+    return add_exception
+
+
+def _withhold(stacks: list[dict[str, Any]], withheld: Withheld) -> None:
+    """Replaces the withheld messages in structlog's stack dicts (groups' members included),
+    recognised by type name and message, as structlog wrote them."""
+    texts: dict[tuple[object, object], str] = {
+        (type(e).__name__, _safe_str(e)): text for e, text in withheld
+    }
+    pending = list(stacks)
+    while pending:
+        stack = pending.pop()
+        text = texts.get((stack.get("exc_type"), stack.get("exc_value")))
+        if text is not None:
+            stack["exc_value"] = text
+            stack["exc_notes"] = []
+        for member in stack.get("exceptions") or ():
+            pending.extend(member)
+
+
+def _scrub_fields(event_dict: EventDict, withheld: Withheld) -> None:
+    """The line's other fields may quote the exception too: the event text, a logger's extras."""
+    for key, value in event_dict.items():
+        if key not in ("exception", "exc_info"):
+            event_dict[key] = scrub(value, withheld)
+
+
+def _safe_str(value: object) -> str | None:
     try:
-        event_dict["exception"] = _transform_exception(info)
-    except Exception:  # an exception whose str() raises, a broken traceback...
-        event_dict["exception"] = [
-            {"exc_type": info[0].__name__, "exc_value": "<unprintable>", "frames": []}
-        ]
-    return event_dict
+        return str(value)
+    except Exception:
+        return None
+
+
+def exception_text(messages: ErrorMessages) -> Processor:
+    """``exc_info`` → ``exception``, the traceback as text (the console format), without the
+    messages ``messages`` withholds."""
+
+    render = ExceptionRenderer(lambda info: messages.format(info[1]).rstrip("\n"))
+
+    def add_exception_text(
+        wrapped: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> EventDict:
+        info = exc_info_tuple(event_dict.get("exc_info"))
+        if info is not None:
+            withheld = messages.withheld(info[1])
+            if withheld:
+                _scrub_fields(event_dict, withheld)
+        return render(wrapped, method_name, event_dict)
+
+    return add_exception_text
 
 
 def redact_sensitive(redactor: Redactor) -> Processor:

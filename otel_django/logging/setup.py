@@ -3,7 +3,8 @@
 Processors, in order, for structlog loggers and stdlib records alike:
 
 1. ``merge_contextvars`` (structlog's, faster): the bound context (``request_id`` during a request);
-2. ``structured_exception`` (JSON format): ``exc_info`` → one ``exception`` field;
+2. ``structured_exception`` (JSON format) or ``exception_text`` (console): ``exc_info`` → one
+   ``exception`` field, database errors' messages withheld (``otel_django.db.errors``);
 3. ``core_fields``: ``timestamp level logger event request_id trace_id span_id service.name``;
 4. the ``LOG_PROCESSORS`` setting's processors;
 5. ``redact_sensitive``: values of keys that look sensitive (done by ``core_fields`` itself
@@ -27,12 +28,14 @@ import structlog
 from structlog.typing import Processor
 
 from ..config import SETTINGS, Config, ConfigError
+from ..db.errors import ErrorMessages
 from ..redaction import Redactor
 from ..resource import default_service_name
 from .output import LineLoggerFactory, LineWriter, PipelineHandler, render_json, with_newline
 from .processors import (
     core_fields,
     escape_control_characters,
+    exception_text,
     import_processor,
     merge_contextvars,
     redact_sensitive,
@@ -55,9 +58,11 @@ def build_processors(config: Config, redactor: Redactor | None = None) -> list[P
     """The processor chain for ``config``, renderer last."""
     redactor = redactor or Redactor(config.redact_keys)
     console = config.log_format == "console"
-    processors: list[Processor] = [merge_contextvars]
-    if not console:
-        processors.append(structured_exception)
+    messages = ErrorMessages.from_config(config)
+    processors: list[Processor] = [
+        merge_contextvars,
+        exception_text(messages) if console else structured_exception(messages),
+    ]
     service_name = config.service_name or default_service_name()
     user_processors = _user_processors(config)
     if user_processors:

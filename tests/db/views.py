@@ -50,3 +50,14 @@ def canary(request: HttpRequest) -> JsonResponse:
             [CANARY],
         )
     return JsonResponse({"found": found})
+
+
+def canary_error(request: HttpRequest) -> JsonResponse:
+    """A query that fails with the canary in PostgreSQL's message and its ``LINE 1`` detail,
+    as a literal or (``?via=parameter``) as a parameter; the view lets the error escape."""
+    with connections[ALIAS].cursor() as cursor:
+        if request.GET.get("via") == "parameter":
+            cursor.execute("SELECT %s::int", [CANARY])
+        else:
+            cursor.execute(f"SELECT '{CANARY}'::int")
+    return JsonResponse({})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,14 @@ def test_startup_fails_with_a_message_naming_the_setting(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "OTEL_TRACES_SAMPLER_ARG" in result.stderr
+
+
+def test_readme_documents_every_variable_the_tests_read() -> None:
+    read: set[str] = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        read |= set(re.findall(r"OTEL_DJANGO_TEST_[A-Z_]+", path.read_text()))
+    assert read >= {"OTEL_DJANGO_TEST_DB", "OTEL_DJANGO_TEST_REDIS_DB"}
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Run the tests") :]
+    section = section[: section.index("\n## ", 1)]
+    assert [name for name in sorted(read) if f"`{name}`" not in section] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,31 @@ def test_demo_tour_shows_traces_logs_and_metrics(seeded: Path, tmp_path: Path) -
     access = [line for line in lines if line["logger"] == "otel_django.access"]
     assert {line["http.route"] for line in access} >= {"products/", "boom/", "n-plus-one/"}
     assert all(len(line["trace_id"]) == 32 for line in access)
+
+
+def test_the_demo_refuses_a_busy_port(seeded: Path, tmp_path: Path) -> None:
+    env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="none")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        holder.setblocking(False)
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "rundemo", "--tour-only", "--port", str(port)],
+            cwd=DEMO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        with pytest.raises(BlockingIOError):
+            holder.accept()  # the tour never ran against whatever holds the port
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [
+        f"CommandError: cannot serve the demo on 127.0.0.1:{port}: Address already in use. "
+        "Stop what holds the port, or choose another with --port or DEMO_PORT."
+    ]
+    assert "--- GET" not in result.stdout + result.stderr
 
 
 def test_runserver_request_lines_are_json_too(seeded: Path, tmp_path: Path) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.db import connections
+from django.http import Http404
 from django.test import Client, override_settings
+from django.urls import include
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -307,3 +310,69 @@ def test_a_failing_telemetry_step_never_fails_the_request(
         from opentelemetry import trace
 
         assert not trace.get_current_span().get_span_context().is_valid
+
+
+def _raising(exception: Exception) -> object:
+    def view(request: object) -> object:
+        raise exception
+
+    return view
+
+
+@pytest.mark.parametrize(
+    ("exception", "status"),
+    [
+        (Http404("no such product"), 404),
+        (PermissionDenied("not yours"), 403),
+        (BadRequest("malformed"), 400),
+        (SuspiciousOperation("tampered"), 400),
+    ],
+    ids=["Http404", "PermissionDenied", "BadRequest", "SuspiciousOperation"],
+)
+def test_exceptions_django_answers_with_4xx_are_not_errors(
+    spans: InMemorySpanExporter, db: None, exception: Exception, status: int
+) -> None:
+    from django.http import HttpResponseNotFound
+    from django.urls import path
+
+    from tests.metrics.helpers import scrape, series
+
+    urlconf = type(
+        "urls",
+        (),
+        {
+            "urlpatterns": [
+                path("raises/", _raising(exception)),
+                path("returns/", lambda request: HttpResponseNotFound("no such product")),
+                path("", include("otel_django.urls")),
+            ]
+        },
+    )
+    spans.clear()
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert Client().get("/raises/").status_code == status
+        assert Client().get("/returns/").status_code == 404
+        exposition = scrape()
+    raised, returned = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    for span, code in ((raised, status), (returned, 404)):
+        assert span.attributes is not None
+        assert span.attributes["http.response.status_code"] == code
+        assert "error.type" not in span.attributes
+        assert span.events == ()
+        assert span.status.status_code is StatusCode.UNSET
+    requests = series(exposition, "http_server_request_duration_seconds_count")
+    assert [r for r in requests if r.get("http_route") in ("raises/", "returns/")]
+    assert not [r for r in requests if r.get("http_route") == "raises/" and "error_type" in r]
+
+
+def test_other_exceptions_of_a_view_stay_errors(spans: InMemorySpanExporter, db: None) -> None:
+    from django.urls import path
+
+    urlconf = type("urls", (), {"urlpatterns": [path("raises/", _raising(KeyError("k")))]})
+    spans.clear()
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert Client(raise_request_exception=False).get("/raises/").status_code == 500
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.attributes is not None and server.attributes["error.type"] == "KeyError"
+    assert [e.name for e in server.events] == ["exception"]
+    assert server.status.status_code is StatusCode.ERROR

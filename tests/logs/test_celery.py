@@ -4,6 +4,7 @@ a real worker (in-memory broker, worker thread), and task lines carry them."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,14 @@ def report(n: int) -> dict[str, Any]:
         "request_id": structlog.contextvars.get_contextvars().get("request_id"),
         "trace_id": format(context.trace_id, "032x"),
     }
+
+
+TABLE_CANARY = "no_such_table_celery_canary_58c1"  # in the driver's message only
+
+
+@app.task(name="tests.logs.failing_query")
+def failing_query() -> None:
+    sqlite3.connect(":memory:").execute(f"SELECT * FROM {TABLE_CANARY}")
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +111,24 @@ def test_an_eager_task_runs_in_the_callers_context(lines: Lines) -> None:
     assert result["request_id"] == "celery-eager-1"
     assert result["trace_id"] == format(caller.get_span_context().trace_id, "032x")
     assert structlog.contextvars.get_contextvars().get("task_id") is None  # reset after the run
+
+
+def test_a_failing_task_records_no_database_error_message(
+    worker: None, lines: Lines, spans: InMemorySpanExporter
+) -> None:
+    result = failing_query.delay()
+    with pytest.raises(sqlite3.OperationalError):
+        result.get(timeout=10)
+    (consumer,) = [
+        s for s in spans.get_finished_spans() if s.name == "process tests.logs.failing_query"
+    ]
+    (event,) = consumer.events
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "sqlite3.OperationalError"
+    assert event.attributes["exception.message"] == "(message withheld)"
+    assert "in failing_query" in str(event.attributes["exception.stacktrace"])
+    assert TABLE_CANARY not in str(event.attributes)
+    printed = lines()
+    failures = [line for line in printed if line.get("exception")]
+    assert failures and failures[0]["exception"][0]["exc_value"] == "(message withheld)"
+    assert TABLE_CANARY not in str(printed)

@@ -94,3 +94,21 @@ def test_an_unreachable_endpoint_drops_records_quietly(
         assert exporter.export([]).name == "FAILURE"
     warnings = [r for r in caplog.records if r.name == "otel_django.export"]
     assert len(warnings) == 1 and "log export" in warnings[0].getMessage()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(databases=["default", "postgres"])
+def test_a_database_error_is_exported_without_the_values_it_quotes(
+    exporting: OTLPReceiver,
+) -> None:
+    from tests.logs.urls import DB_ERROR_CANARY
+
+    Client(raise_request_exception=False).get("/db-error/")
+    flush()
+    assert exporting.wait_for(lambda r: any(x.severity == "ERROR" for x in r.logs))
+    (record,) = [r for r in exporting.logs if r.body == "Internal Server Error: /db-error/"]
+    assert record.attributes["exception.type"] == "DataError"
+    assert record.attributes["exception.message"] == "SQLSTATE 22P02 (message withheld)"
+    stacktrace = record.attributes["exception.stacktrace"]
+    assert "in database_error" in stacktrace and "InvalidTextRepresentation" in stacktrace
+    assert all(DB_ERROR_CANARY.encode() not in body for body in exporting.raw_bodies)

@@ -198,3 +198,41 @@ def test_a_malformed_dsn_is_a_config_error_that_hides_the_dsn() -> None:
     with pytest.raises(ConfigError, match="SENTRY_DSN") as raised:
         setup_sentry(config)
     assert "secretkey" not in str(raised.value)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(databases=["default", "postgres"])
+def test_a_database_error_event_keeps_type_and_frames_not_the_values(
+    sentry: list[Envelope],
+) -> None:
+    from tests.logs.urls import DB_ERROR_CANARY
+
+    assert wsgi_request("GET", "/db-error/", "") == 500
+    (envelope,) = sentry
+    assert DB_ERROR_CANARY.encode() not in envelope.serialize()
+    (event,) = events()
+    *causes, error = event["exception"]["values"]
+    assert (error["module"], error["type"]) == ("django.db.utils", "DataError")
+    assert error["value"] == "SQLSTATE 22P02 (message withheld)"
+    assert [(c["module"], c["type"], c["value"]) for c in causes] == [
+        ("psycopg.errors", "InvalidTextRepresentation", "SQLSTATE 22P02 (message withheld)")
+    ]
+    assert "database_error" in [f["function"] for f in error["stacktrace"]["frames"]]
+    # Sentry's own breadcrumb of the failing query: its literal is replaced, as on spans.
+    queries = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "query"]
+    assert [c["message"] for c in queries] == ["SELECT ?::int"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(databases=["default", "postgres"])
+def test_record_database_error_messages_sends_them(sentry: list[Envelope]) -> None:
+    from tests.logs.urls import DB_ERROR_CANARY
+
+    sentry_sdk.get_client().close()
+    config = dataclasses.replace(
+        runtime.get_config(), sentry_dsn=DSN, record_database_error_messages=True
+    )
+    assert setup_sentry(config, transport=CapturingTransport)
+    assert wsgi_request("GET", "/db-error/", "") == 500
+    (event,) = events()
+    assert DB_ERROR_CANARY in event["exception"]["values"][-1]["value"]

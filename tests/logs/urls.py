@@ -7,11 +7,13 @@ import logging
 import time
 
 import structlog
+from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 log = structlog.get_logger("tests.views")
 stdlib_log = logging.getLogger("tests.views")
+DB_ERROR_CANARY = "db-error-canary-9e4c"  # quoted by PostgreSQL's message: never in telemetry
 
 
 def sync_view(request: HttpRequest) -> JsonResponse:
@@ -40,7 +42,15 @@ def form_then_fail(request: HttpRequest) -> JsonResponse:
     raise RuntimeError("failed after reading the form")
 
 
+def database_error(request: HttpRequest) -> JsonResponse:
+    """A query that fails on PostgreSQL with a value in its message and its LINE 1 detail."""
+    with connections["postgres"].cursor() as cursor:
+        cursor.execute(f"SELECT '{DB_ERROR_CANARY}'::int")
+    return JsonResponse({"ok": True})
+
+
 urlpatterns = [
+    path("db-error/", database_error),
     path("form-fail/", form_then_fail),
     path("log/", sync_view),
     path("alog/", async_view),

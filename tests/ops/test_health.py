@@ -11,6 +11,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,9 +98,58 @@ def test_liveness_is_ok_without_database_access(client: Client) -> None:
     assert_alive(client)
 
 
-def test_probes_are_get_only(client: Client) -> None:
-    assert client.post("/healthz").status_code == 405
-    assert client.post("/readyz").status_code == 405
+def test_probes_answer_get_and_head_only(client: Client) -> None:
+    for path in ("/healthz", "/readyz"):
+        response = client.post(path)
+        assert response.status_code == 405
+        assert response["Allow"] == "GET, HEAD"
+
+
+def assert_head_like_get(client: Client, path: str, status: int) -> None:
+    get, head = client.get(path), client.head(path)
+    assert get.status_code == head.status_code == status
+    # never_cache: the time of each response; readiness: its timings' digits vary.
+    differ = {"Expires", "Content-Length"}
+    assert {k: v for k, v in head.headers.items() if k not in differ} == {
+        k: v for k, v in get.headers.items() if k not in differ
+    }
+    assert int(head["Content-Length"]) > 0  # the length of a GET's body
+    assert get.content and head.content == b""
+
+
+@pytest.mark.django_db
+def test_head_gets_the_status_and_headers_of_get(client: Client, sqlite_only: None) -> None:
+    assert_head_like_get(client, "/healthz", 200)
+    assert_head_like_get(client, "/readyz", 200)
+
+
+def test_head_of_a_failing_readiness_is_503(
+    client: Client, unrestricted_db: None, closed_port_alias: str
+) -> None:
+    assert_head_like_get(client, "/readyz", 503)
+
+
+@pytest.mark.slow
+def test_head_under_gunicorn(seeded: Path, tmp_path: Path) -> None:
+    from tests.servers import copy_database, demo_env, gunicorn
+
+    env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="none")
+    server = gunicorn(free_port(), env, tmp_path / "logs", workers=1)
+    try:
+        server.wait_ready()
+        for path in ("/healthz", "/readyz"):
+            get_status, get_headers, get_body = server.get(path)
+            head_status, head_headers, head_body = server.get(path, method="HEAD")
+            assert get_status == head_status == 200, get_body
+            assert get_body and head_body == b""
+            for header in ("Content-Type", "Cache-Control"):
+                assert head_headers[header] == get_headers[header]
+            # The length of the body a GET gets (readiness timings vary in length).
+            assert int(head_headers["Content-Length"]) > 0
+            if path == "/healthz":
+                assert head_headers["Content-Length"] == get_headers["Content-Length"]
+    finally:
+        server.stop()
 
 
 def test_probes_are_exempt_from_login_required() -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import socketserver
 import threading
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.core.servers.basehttp import get_internal_wsgi_application, run
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.servers.basehttp import (
+    WSGIRequestHandler,
+    WSGIServer,
+    get_internal_wsgi_application,
+)
 
 TOUR = (
     ("/products/", "a list view: one ORM query"),
@@ -28,6 +33,12 @@ TOUR = (
 )
 
 
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """runserver's threaded server, as ``django.core.servers.basehttp.run`` builds it."""
+
+    daemon_threads = True
+
+
 class Command(BaseCommand):
     help = "Runs the demo server on 127.0.0.1 and sends it a tour of requests."
 
@@ -37,12 +48,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         port = options["port"]
-        server = threading.Thread(
-            target=run,
-            args=("127.0.0.1", port, get_internal_wsgi_application()),
-            kwargs={"threading": True},
-            daemon=True,
-        )
+        # Bound here, before the tour: a port another process holds fails now, with one line,
+        # instead of the tour running against whatever answers there.
+        try:
+            httpd = _ThreadingWSGIServer(("127.0.0.1", port), WSGIRequestHandler)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot serve the demo on 127.0.0.1:{port}: {exc.strerror or exc}. "
+                "Stop what holds the port, or choose another with --port or DEMO_PORT."
+            ) from None
+        httpd.set_app(get_internal_wsgi_application())
+        server = threading.Thread(target=httpd.serve_forever, daemon=True)
         server.start()
         base = f"http://127.0.0.1:{port}"
         self._wait_until_up(base)
@@ -81,6 +97,7 @@ class Command(BaseCommand):
                 return
             except OSError:
                 time.sleep(0.05)
+        raise CommandError(f"the demo server does not answer on {base}")
 
     def _get(self, url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
         request = urllib.request.Request(url)
