@@ -149,17 +149,11 @@ class QueryObserver:
                 span = trace.INVALID_SPAN
         except Exception:  # telemetry never stands between the application and its query
             logger.debug("query not observed", exc_info=True)
-            return execute(sql, params, many, context)
+            return _execute_alone(execute, sql, params, many, context)
         error: BaseException | None = None
-        # A DB-API instrumentation would make a second span for the same query (and a root
-        # span outside requests): the ORM's span is the one, so it is suppressed here.
-        suppressed = suppress_instrumentation() if _DBAPI_MODULE in sys.modules else None
         start = time.perf_counter()
         try:
-            if suppressed is None:
-                return execute(sql, params, many, context)
-            with suppressed:
-                return execute(sql, params, many, context)
+            return _execute_alone(execute, sql, params, many, context)
         except BaseException as exc:
             error = exc
             raise
@@ -239,6 +233,17 @@ class QueryObserver:
         return (*metric_values[:3], error_type)
 
 
+def _execute_alone(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """A DB-API instrumentation would make a second span for the same query (a root span
+    outside requests): the ORM's span is the one, so instrumentation is suppressed inside."""
+    if _DBAPI_MODULE not in sys.modules:
+        return execute(sql, params, many, context)
+    with suppress_instrumentation():
+        return execute(sql, params, many, context)
+
+
 def _explainer(
     connection: BaseDatabaseWrapper, sql: str, params: Any
 ) -> Callable[[float], str | None] | None:
@@ -253,7 +258,8 @@ def _explainer(
         # A transaction Django already knows to be broken is left alone.
         if connection.needs_rollback or connection.connection is None:
             return None
-        return explain(connection.connection, connection.create_cursor, sql, params, timeout_ms)
+        with suppress_instrumentation():  # the EXPLAIN is part of the query's span
+            return explain(connection.connection, connection.create_cursor, sql, params, timeout_ms)
 
     return run
 

@@ -33,8 +33,17 @@ from .reader import ScrapeReader
 
 logger = logging.getLogger("otel_django.metrics")
 
-# Deprecated duplicates of metrics otel_django emits under their stable names.
-DROPPED_INSTRUMENTS = ("db.client.connections.usage",)
+# Deprecated duplicates of metrics otel_django emits under their stable names; and the SDK
+# instruments of other instrumentations (DB-API ones record db.client.operation.duration for
+# SQLAlchemy's statements) named like otel_django's in-place histograms, which already count
+# the same operations: two definitions of one name would clash on the metrics view.
+DROPPED_INSTRUMENTS = (
+    "db.client.connections.usage",
+    "db.client.operation.duration",
+    "http.server.request.duration",
+    "http.server.request.body.size",
+    "http.server.response.body.size",
+)
 
 _pipeline: Pipeline | None = None
 

@@ -60,9 +60,9 @@ def test_service_name_precedence_follows_the_standard_variables() -> None:
     attributes = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod,service.name=ra"}
     assert load_config({}, settings).service_name == "from-settings"
     assert load_config(attributes, settings).service_name == "ra"
-    assert load_config({**attributes, "OTEL_DJANGO_SERVICE_NAME": "own"}, settings).service_name == (
-        "ra"
-    )
+    assert load_config(
+        {**attributes, "OTEL_DJANGO_SERVICE_NAME": "own"}, settings
+    ).service_name == ("ra")
     both = {**attributes, "OTEL_SERVICE_NAME": "sn"}
     assert load_config(both, settings).service_name == "sn"
 
