@@ -77,6 +77,7 @@ class ReceivedPoint:
     sum: float | None = None
     bucket_counts: list[int] | None = None
     temporality: int = 0  # 1 delta, 2 cumulative
+    monotonic: bool = False
     has_min: bool = False
 
 
@@ -96,7 +97,9 @@ DEFAULT_PATHS = {"/v1/traces": "traces", "/v1/logs": "logs", "/v1/metrics": "met
 class OTLPReceiver:
     """OTLP/HTTP. ``paths`` maps request paths to signals (default: the ``/v1/...`` ones)."""
 
-    def __init__(self, paths: dict[str, str] | None = None) -> None:
+    def __init__(self, paths: dict[str, str] | None = None, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s  # answer this late (an exporter's timeout, in the tests)
+        self.exports: list[tuple[str, dict[str, str], bytes]] = []  # path, headers, body
         self.spans: list[ReceivedSpan] = []
         self.logs: list[ReceivedLog] = []
         self.metric_requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
@@ -118,6 +121,8 @@ class OTLPReceiver:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 signal = receiver.paths.get(self.path)
                 if signal is None:
                     with receiver._cond:
@@ -161,6 +166,7 @@ class OTLPReceiver:
             self.raw_bodies.append(body)
             self.request_headers.append(headers)
             self.paths_seen.append(path)
+            self.exports.append((path, headers, body))
             if signal == "traces":
                 self._receive_traces(body)
             elif signal == "logs":
@@ -190,6 +196,19 @@ class OTLPReceiver:
 
     def metric_names(self) -> set[str]:
         return {p.name for p in self.metric_points()}
+
+    def spans_per_export(self, path: str) -> list[int]:
+        """How many spans each export request to ``path`` carried."""
+        with self._cond:
+            bodies = [body for p, _, body in self.exports if p == path]
+        counts = []
+        for body in bodies:
+            request = trace_service_pb2.ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            counts.append(
+                sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
+            )
+        return counts
 
     def _receive_traces(self, body: bytes) -> None:
         request = trace_service_pb2.ExportTraceServiceRequest()
@@ -258,6 +277,7 @@ class OTLPReceiver:
             self.logs.clear()
             self.metric_requests.clear()
             self.raw_bodies.clear()
+            self.exports.clear()
 
 
 def _points(metric: Any, resource: dict[str, Any]) -> list[ReceivedPoint]:
@@ -272,6 +292,7 @@ def _points(metric: Any, resource: dict[str, Any]) -> list[ReceivedPoint]:
             "attributes": attributes(point.attributes),
             "resource": resource,
             "temporality": getattr(data, "aggregation_temporality", 0),
+            "monotonic": bool(getattr(data, "is_monotonic", False)),
         }
         if kind == "histogram":
             points.append(

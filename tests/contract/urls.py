@@ -1,10 +1,14 @@
-"""The demo's URLs with otel_django's views under a prefix (``ops/metrics`` ...), and once
-more under a prefix with a converter, which ``reverse()`` cannot give without arguments."""
+"""The demo's URLs with otel_django's views under a prefix (``ops/metrics`` ...), and two of
+them routed directly, where ``reverse("otel_django:...")`` does not find them."""
 
 from django.urls import include, path
 
+from otel_django.health.views import healthz
+from otel_django.metrics.views import metrics
+
 urlpatterns = [
     path("ops/", include("otel_django.urls")),
-    path("<slug:tenant>/ops/", include("otel_django.urls", namespace="tenant-ops")),
+    path("internal/live", healthz),
+    path("internal/metrics", metrics),
     path("", include("shop.urls")),
 ]
