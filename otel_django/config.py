@@ -651,6 +651,11 @@ def load_config(
             if in_settings:
                 from_settings.add(setting.name)
         values[setting.name.lower()] = value if found else setting.default
+    if environ.get("OTEL_CONFIG_FILE", "").strip():
+        warnings.append(
+            "OTEL_CONFIG_FILE is ignored: otel_django is configured by the OTEL_* variables "
+            "and the OTEL_DJANGO settings, not by a declarative configuration file"
+        )
     return Config(**values, from_settings=frozenset(from_settings), warnings=tuple(warnings))
 
 

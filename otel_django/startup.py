@@ -241,26 +241,38 @@ def setup_django() -> Config:
 
 
 def _instrument(config: Config) -> None:
+    """ORM spans now; SQLAlchemy, Celery and the installed instrumentors when the
+    application imports their library (nothing optional is imported before)."""
     from . import instrumentation
-    from .celery import instrument_celery
     from .db.django import instrument_django_db
-    from .db.sqlalchemy import instrument as instrument_sqlalchemy
-    from .metrics.instrumentation import instrument as instrument_metrics
-    from .sentry import setup_sentry
 
     if not under_wrapper:
         instrumentation.apply_installed(os.environ)
     observer = instrument_django_db(config)
-    instrumentation.when_imported(
-        "sqlalchemy", lambda module: instrument_sqlalchemy(config, observer.duration_histogram)
-    )
-    instrumentation.when_imported("celery", lambda module: instrument_celery(config))
+
+    def sqlalchemy_imported(module: object) -> None:
+        from .db.sqlalchemy import instrument as instrument_sqlalchemy
+
+        instrument_sqlalchemy(config, observer.duration_histogram)
+
+    def celery_imported(module: object) -> None:
+        from .celery import instrument_celery
+
+        instrument_celery(config)
+
+    instrumentation.when_imported("sqlalchemy", sqlalchemy_imported)
+    instrumentation.when_imported("celery", celery_imported)
     if config.metrics_on:
+        from .metrics.instrumentation import instrument as instrument_metrics
+
         instrument_metrics(config)
-    try:
-        setup_sentry(config)
-    except ConfigError as exc:
-        logger.error("otel_django: %s. Errors are not sent to Sentry.", exc)
+    if config.sentry_dsn:
+        from .sentry import setup_sentry
+
+        try:
+            setup_sentry(config)
+        except ConfigError as exc:
+            logger.error("otel_django: %s. Errors are not sent to Sentry.", exc)
 
 
 def hook_django_setup() -> None:

@@ -61,8 +61,6 @@ def _console() -> Any:
 
 def push_readers(config: Config, resource: Resource, notes: Notes) -> list[MetricReader]:
     """A reader per configured exporter other than ``prometheus``."""
-    from .push import PushExporter
-
     readers: list[MetricReader] = []
     own: dict[str, Callable[[], Any]] = {"prometheus": _pulled, "console": _console}
     for choice in choose("metrics", config.metrics_exporter, os.environ, notes, own):
@@ -72,6 +70,8 @@ def push_readers(config: Config, resource: Resource, notes: Notes) -> list[Metri
         if isinstance(built, MetricReader):
             readers.append(built)
         else:
+            from .push import PushExporter
+
             readers.append(PeriodicExportingMetricReader(PushExporter(built, pipeline, resource)))
     return readers
 

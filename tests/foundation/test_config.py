@@ -243,3 +243,22 @@ def test_a_bad_value_never_crashes_startup_and_check_reports_e001(
     assert "Traceback" not in serve.stderr
     (line,) = [x for x in serve.stderr.splitlines() if "otel_django" in x]
     assert named in line and "without telemetry" in line
+
+
+def test_readme_lists_every_otel_variable_the_code_reads() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- otel-variables:start -->", "<!-- otel-variables:end -->"
+    table = readme.partition(start)[2].partition(end)[0]
+    assert table.strip(), "the README has no OpenTelemetry variables table"
+    names = set()
+    for path in (ROOT / "otel_django").rglob("*.py"):
+        names |= set(re.findall(r"[\"'](OTEL_[A-Z0-9_]+)[\"']", path.read_text()))
+    for setting in SETTINGS:
+        names |= {name for name in setting.env if name.startswith("OTEL_")}
+    names = {n for n in names if not n.startswith("OTEL_DJANGO")}
+    assert {"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_PYTHON_EXCLUDED_URLS"} <= names
+    # A prefix (OTEL_BSP, passed to the batch processors' builder) is listed by its variables.
+    missing = sorted(n for n in names if f"`{n}`" not in table and f"`{n}_" not in table)
+    assert not missing, f"README's OpenTelemetry variables table misses {missing}"
