@@ -114,15 +114,6 @@ def run(quick: bool) -> list[Comparison]:
         {name: figure(values) for name, values in samples.items()},
         baseline="python",
         notes=notes,
-        targets=(
-            Target(
-                "otel_django's worker boot costs at most 1.5x the bare app's",
-                "otel_django app",
-                "bare app",
-                1.5,
-                "median",
-            ),
-        ),
     )
     increments = Comparison(
         "Boot CPU otel_django adds, against the floor",

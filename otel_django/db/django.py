@@ -66,7 +66,7 @@ class QueryObserver:
     def __init__(self, config: Config, insight: Insight | None = None) -> None:
         self._tracer = trace.get_tracer("otel_django.db", __version__)
         self._skip_unsampled: bool | None = None
-        self._duration = Histogram(DURATION, "otel_django.db") if config.metrics_enabled else None
+        self._duration = Histogram(DURATION, "otel_django.db") if config.metrics_on else None
         self._max_length = config.query_text_max_length
         self._record_parameters = config.record_query_parameters
         self._redactor = Redactor(config.redact_keys)

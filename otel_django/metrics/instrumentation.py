@@ -18,7 +18,7 @@ def instrument(config: Config) -> None:
     """Installs the Django-side metric instruments. Idempotent."""
     global _done
     with _lock:
-        if _done or not config.metrics_enabled:
+        if _done or not config.metrics_on:
             return
         _done = True
     from .cache import instrument_caches

@@ -262,3 +262,19 @@ def test_readme_lists_every_otel_variable_the_code_reads() -> None:
     # A prefix (OTEL_BSP, passed to the batch processors' builder) is listed by its variables.
     missing = sorted(n for n in names if f"`{n}`" not in table and f"`{n}_" not in table)
     assert not missing, f"README's OpenTelemetry variables table misses {missing}"
+
+
+def test_system_check_warns_when_upstreams_django_middleware_is_installed_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from django.conf import settings
+
+    upstream = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+    otel = {"TELEMETRY_IN_TESTS": True, "METRICS_PASSWORD": "x"}
+    with override_settings(MIDDLEWARE=[upstream, *settings.MIDDLEWARE], OTEL_DJANGO=otel):
+        call_command("check")
+    err = capsys.readouterr().err
+    assert "otel_django.W002" in err and "two server spans" in err
+    with override_settings(OTEL_DJANGO=otel):
+        call_command("check")
+    assert "otel_django.W002" not in capsys.readouterr().err
