@@ -182,11 +182,13 @@ def quiet_in_tests(config: Config) -> bool:
 
 def for_tests(config: Config) -> Config:
     """What a test run of the user's project gets: spans and metrics in process only,
-    nothing exported, no access lines, logging left as the project configures it."""
+    nothing exported (no Sentry events either), no access lines, logging left as the project
+    configures it."""
     return dataclasses.replace(
         config,
         traces_exporter=(),
         logs_exporter=(),
+        sentry_dsn=None,
         metrics_exporter=tuple(name for name in config.metrics_exporter if name == "prometheus"),
         access_log=False,
         logging_enabled=False,
