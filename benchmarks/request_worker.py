@@ -370,7 +370,11 @@ def prepare_database(db_path: str) -> None:
 def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The parent's environment without settings that would change what is measured."""
     prefixes = ("OTEL_", "PROMETHEUS_", "SENTRY_", "DJANGO_")
-    return {k: v for k, v in environ.items() if not k.startswith(prefixes)}
+    clean = {k: v for k, v in environ.items() if not k.startswith(prefixes)}
+    # The dev extra installs the sqlite3 DB-API instrumentation (for the contract tests);
+    # otel_django applies installed instrumentations, so it is switched off to measure the same.
+    clean["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "sqlite3"
+    return clean
 
 
 def parse_env(items: Iterable[str]) -> dict[str, str]:

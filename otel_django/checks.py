@@ -9,10 +9,11 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Warning, register
-from django.urls import NoReverseMatch, reverse
 
 from .config import ConfigError, load_config
 from .runtime import django_settings_dict
+
+UPSTREAM_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware"
 
 
 @register("otel_django")
@@ -24,27 +25,17 @@ def check_configuration(
     except ConfigError as exc:
         return [
             Error(
-                str(exc),
+                f"{exc}. otel_django runs without telemetry until it is fixed.",
                 id="otel_django.E001",
                 hint="Fix the value in the environment or in settings.OTEL_DJANGO.",
             )
         ]
+    from .startup import quiet_in_tests
+
+    if config.sdk_disabled or quiet_in_tests(config):
+        return []  # deployment advice is noise in a test run, and moot with the SDK off
     messages: list[CheckMessage] = []
-    regex = config.excluded_urls_regex
-    for name in ("metrics", "healthz", "readyz"):
-        try:
-            path = reverse(f"otel_django:{name}")
-        except NoReverseMatch:
-            continue
-        if regex is None or not regex.search(path):
-            messages.append(
-                Warning(
-                    f"{path} (otel_django:{name}) is not matched by EXCLUDED_URLS, so probes and "
-                    "scrapes make spans and request metrics.",
-                    hint=f"Add r'^{path}$' to OTEL_DJANGO['EXCLUDED_URLS'].",
-                    id="otel_django.W002",
-                )
-            )
+    messages.extend(_check_upstream_middleware())
     if config.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
         messages.append(
             Warning(
@@ -57,3 +48,22 @@ def check_configuration(
 
     messages.extend(check_metrics(config))
     return messages
+
+
+def _check_upstream_middleware() -> list[CheckMessage]:
+    """Upstream's Django middleware beside otel_django's: two server spans per request, and
+    /metrics, /healthz and /readyz traced (otel_django never traces its own views)."""
+    from django.conf import settings
+
+    listed = [m for m in getattr(settings, "MIDDLEWARE", ()) if m.startswith(UPSTREAM_MIDDLEWARE)]
+    if not listed:
+        return []
+    return [
+        Warning(
+            f"{listed[0]} is in MIDDLEWARE beside otel_django's middleware: every request "
+            "gets two server spans, and otel_django's own views are traced.",
+            hint="Remove DjangoInstrumentor().instrument() (otel_django's middleware replaces "
+            "it), or set OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=django.",
+            id="otel_django.W002",
+        )
+    ]

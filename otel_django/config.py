@@ -2,10 +2,18 @@
 
 Every setting is read here, once, and nowhere else. Sources, highest precedence first:
 
-1. the standard ``OTEL_*`` variable where one exists (``OTEL_SERVICE_NAME``,
-   ``OTEL_TRACES_EXPORTER`` ...), then the ``OTEL_DJANGO_<NAME>`` environment variable;
-2. the ``OTEL_DJANGO = {"<NAME>": ...}`` dict in Django settings;
-3. the default.
+1. the standard variable where one exists (``OTEL_SERVICE_NAME``, ``OTEL_TRACES_EXPORTER``
+   ...), then the key of ``OTEL_RESOURCE_ATTRIBUTES`` for resource settings;
+2. the ``OTEL_DJANGO_<NAME>`` environment variable;
+3. the ``OTEL_DJANGO = {"<NAME>": ...}`` dict in Django settings;
+4. the default.
+
+A standard variable whose value cannot be used is ignored with a warning, as the
+OpenTelemetry specification asks; an invalid value of otel_django's own (2. or 3.) is a
+:class:`ConfigError`. Variables that only the SDK and the exporters read
+(``OTEL_EXPORTER_OTLP_*``, ``OTEL_BSP_*``, ``OTEL_BLRP_*``, ``OTEL_METRIC_EXPORT_*`` ...) are
+not read here: the exporters and processors are built without arguments and read them
+themselves.
 
 This module never imports Django settings: callers pass the settings dict in, so the
 ``opentelemetry-instrument`` wrapper can build a configuration before Django is configured.
@@ -20,7 +28,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load_config"]
+__all__ = [
+    "SETTINGS",
+    "Config",
+    "ConfigError",
+    "Setting",
+    "disabled_config",
+    "load_config",
+    "sdk_disabled",
+]
 
 ENV_PREFIX = "OTEL_DJANGO_"
 
@@ -28,10 +44,12 @@ ENV_PREFIX = "OTEL_DJANGO_"
 class ConfigError(ValueError):
     """A setting has a value otel_django cannot use. The message names the setting."""
 
-    def __init__(self, setting: Setting, value: object, reason: str) -> None:
+    def __init__(
+        self, setting: Setting, value: object, reason: str, where: str | None = None
+    ) -> None:
         self.setting = setting
         self.value = value
-        super().__init__(f"{setting.describe()}: {reason} (got {value!r})")
+        super().__init__(f"{where or setting.describe()}: {reason} (got {value!r})")
 
 
 # -- parsers: raw value (str from the environment, or any Python value from settings) -> value
@@ -94,6 +112,13 @@ def _int_range(low: int, high: int | None = None) -> Callable[[object], int]:
     return parse
 
 
+def _choice_name(raw: object) -> str:
+    value = _str(raw).lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", value):
+        raise ValueError("expected a name such as parentbased_traceidratio")
+    return value
+
+
 def _choice(*choices: str) -> Callable[[object], str]:
     def parse(raw: object) -> str:
         value = _str(raw).lower()
@@ -112,6 +137,40 @@ def _str_tuple(raw: object) -> tuple[str, ...]:
     else:
         raise ValueError("expected a comma-separated string or a list of strings")
     return tuple(s for s in (_str(i) for i in items) if s)
+
+
+def _name_list(raw: object) -> tuple[str, ...]:
+    """``OTEL_*_EXPORTER``-style lists: comma-separated names, lowercased; ``none`` is empty."""
+    names = tuple(name.lower() for name in _str_tuple(raw))
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+            raise ValueError(f"{name!r} is not an exporter name")
+    if "none" in names:
+        if len(names) > 1:
+            raise ValueError("none cannot be combined with other exporters")
+        return ()
+    return tuple(dict.fromkeys(names))
+
+
+def _hook(raw: object) -> Callable[..., Any] | None:
+    """A callable, or the dotted path of one (``package.module.function``)."""
+    if raw is None or callable(raw):
+        return raw
+    path = _str(raw)
+    if not path:
+        return None
+    import importlib
+
+    module_name, _, attribute = path.replace(":", ".").rpartition(".")
+    if not module_name:
+        raise ValueError("expected a callable or a dotted path such as mysite.telemetry.hook")
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {path}: {exc}") from None
+    if not callable(value):
+        raise ValueError(f"{path} is not callable")
+    return value  # type: ignore[no-any-return]
 
 
 def _regex_tuple(raw: object) -> tuple[str, ...]:
@@ -166,63 +225,83 @@ class Setting:
     def env_names(self) -> tuple[str, ...]:
         return (*self.env, ENV_PREFIX + self.name)
 
+    @property
+    def prefixed_env(self) -> str:
+        return ENV_PREFIX + self.name
+
     def describe(self) -> str:
         return f"{' / '.join(self.env_names)} (OTEL_DJANGO[{self.name!r}])"
 
 
-_PATHS_NOT_TRACED = (r"^/metrics/?$", r"^/healthz/?$", r"^/readyz/?$")
-
 SETTINGS: tuple[Setting, ...] = (
     # -- resource and providers
+    Setting(
+        "SDK_DISABLED",
+        _bool,
+        False,
+        "Switch the OpenTelemetry side off: no providers, no middleware, no instrumentation, "
+        "no request metrics; the application runs as if otel_django were absent (JSON "
+        "logging, if on, stays).",
+        env=("OTEL_SDK_DISABLED",),
+    ),
     Setting(
         "SERVICE_NAME",
         _optional_str,
         None,
-        "`service.name`; default: the Django project package, else `django`.",
+        "`service.name`, after `OTEL_SERVICE_NAME` and `service.name` in "
+        "`OTEL_RESOURCE_ATTRIBUTES`; default: the Django project package, else `django`.",
         env=("OTEL_SERVICE_NAME",),
+        derive_env=_resource_attribute("service.name"),
     ),
     Setting(
         "SERVICE_VERSION",
         _optional_str,
         None,
-        "`service.version`.",
+        "`service.version`, after `service.version` in `OTEL_RESOURCE_ATTRIBUTES`.",
         derive_env=_resource_attribute("service.version"),
     ),
     Setting(
         "ENVIRONMENT",
         _optional_str,
         None,
-        "`deployment.environment.name` (e.g. `production`).",
+        "`deployment.environment.name` (e.g. `production`), after the same key in "
+        "`OTEL_RESOURCE_ATTRIBUTES`.",
         derive_env=_resource_attribute("deployment.environment.name"),
     ),
     Setting(
         "TRACES_EXPORTER",
-        _choice("otlp", "console", "none"),
-        "otlp",
-        "Where spans go: `otlp` (OTLP/HTTP protobuf), `console` (one indented tree per "
-        "request on stderr) or `none`.",
+        _name_list,
+        ("otlp",),
+        "Span exporters, comma-separated: `otlp` (gRPC or HTTP by "
+        "`OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`), `console` (one indented tree per request "
+        "on stderr), `none`, or any `opentelemetry_traces_exporter` entry point.",
         env=("OTEL_TRACES_EXPORTER",),
     ),
     Setting(
-        "OTLP_ENDPOINT",
-        _str,
-        "http://localhost:4318",
-        "Base URL of the OTLP/HTTP receiver (a Collector); `/v1/traces`, `/v1/logs` are appended.",
-        env=("OTEL_EXPORTER_OTLP_ENDPOINT",),
+        "METRICS_EXPORTER",
+        _name_list,
+        ("prometheus",),
+        "Metric exporters, comma-separated: `prometheus` (the authenticated metrics view, "
+        "pulled), `otlp` (pushed every `OTEL_METRIC_EXPORT_INTERVAL`), `console` (stderr), "
+        "`none` (no metrics), or any `opentelemetry_metrics_exporter` entry point.",
+        env=("OTEL_METRICS_EXPORTER",),
+    ),
+    Setting(
+        "LOGS_EXPORTER",
+        _name_list,
+        (),
+        "Log record exporters besides the stdout lines: `otlp` sends each line as an OTel "
+        "log record correlated with its trace; `console` is the stdout lines themselves; "
+        "any `opentelemetry_logs_exporter` entry point.",
+        env=("OTEL_LOGS_EXPORTER",),
     ),
     Setting(
         "TRACES_SAMPLER",
-        _choice(
-            "parentbased_traceidratio",
-            "parentbased_always_on",
-            "parentbased_always_off",
-            "traceidratio",
-            "always_on",
-            "always_off",
-        ),
+        _choice_name,
         "parentbased_traceidratio",
-        "Sampler, as the standard variable names it. The default follows the caller's "
-        "decision and samples new traces at TRACES_SAMPLER_ARG.",
+        "Sampler, as `OTEL_TRACES_SAMPLER` names it (an `opentelemetry_traces_sampler` entry "
+        "point too). The default follows the caller's decision and samples new traces at "
+        "TRACES_SAMPLER_ARG.",
         env=("OTEL_TRACES_SAMPLER",),
     ),
     Setting(
@@ -233,36 +312,72 @@ SETTINGS: tuple[Setting, ...] = (
         env=("OTEL_TRACES_SAMPLER_ARG",),
     ),
     Setting(
-        "SPAN_QUEUE_SIZE",
-        _int_range(1),
-        2048,
-        "Spans kept in memory while the exporter is slow or down; beyond it new spans "
-        "are dropped, never the request.",
-        env=("OTEL_BSP_MAX_QUEUE_SIZE",),
-    ),
-    Setting(
-        "LOGS_EXPORTER",
-        _choice("none", "otlp"),
-        "none",
-        "`otlp` also sends log records over OTLP, correlated with traces; stdout keeps "
-        "its lines either way.",
-        env=("OTEL_LOGS_EXPORTER",),
-    ),
-    Setting(
         "PREFORK",
         _choice("auto", "true", "false"),
         "auto",
         "Create providers in each forked worker rather than in the master: `auto` does "
         "so under gunicorn.",
     ),
-    # -- traces
+    Setting(
+        "TELEMETRY_IN_TESTS",
+        _bool,
+        False,
+        "Under Django's test runner and pytest, otel_django exports nothing, writes no "
+        "access lines and leaves logging alone; true keeps everything on, for tests that "
+        "assert on telemetry.",
+    ),
+    # -- traces: upstream Django instrumentation's options
     Setting(
         "EXCLUDED_URLS",
         _regex_tuple,
-        _PATHS_NOT_TRACED,
-        "Regular expressions searched in the request path; matching requests get no "
-        "span, no request metrics and no access-log line.",
-        env=("OTEL_PYTHON_DJANGO_EXCLUDED_URLS",),
+        (),
+        "Regular expressions searched in the full URL (`http://host/path`), as upstream's; "
+        "matching requests get no span, no request metrics and no access-log line. "
+        "otel_django's own views are never traced, wherever they are mounted.",
+        env=("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"),
+    ),
+    Setting(
+        "TRACED_REQUEST_ATTRS",
+        _str_tuple,
+        (),
+        "`HttpRequest` attributes copied onto the server span as strings "
+        "(`path_info,content_type`).",
+        env=("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS",),
+    ),
+    Setting(
+        "CAPTURE_HEADERS_SERVER_REQUEST",
+        _regex_tuple,
+        (),
+        "Request headers recorded as `http.request.header.<name>` (string lists); regular "
+        "expressions, `.*` for all.",
+        env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",),
+    ),
+    Setting(
+        "CAPTURE_HEADERS_SERVER_RESPONSE",
+        _regex_tuple,
+        (),
+        "Response headers recorded as `http.response.header.<name>`.",
+        env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",),
+    ),
+    Setting(
+        "CAPTURE_HEADERS_SANITIZE_FIELDS",
+        _regex_tuple,
+        (),
+        "Captured headers whose value is recorded as `[REDACTED]`.",
+        env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",),
+    ),
+    Setting(
+        "REQUEST_HOOK",
+        _hook,
+        None,
+        "`request_hook(span, request)`, called when the server span starts: a callable or "
+        "its dotted path. A hook that raises is logged once; the request is unaffected.",
+    ),
+    Setting(
+        "RESPONSE_HOOK",
+        _hook,
+        None,
+        "`response_hook(span, request, response)`, called before the server span ends.",
     ),
     # -- metrics
     Setting(
@@ -423,17 +538,24 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 class Config:
     """Validated settings. Build it with :func:`load_config`; never mutate it."""
 
+    sdk_disabled: bool
     service_name: str | None
     service_version: str | None
     environment: str | None
-    traces_exporter: str
-    otlp_endpoint: str
+    traces_exporter: tuple[str, ...]
+    metrics_exporter: tuple[str, ...]
+    logs_exporter: tuple[str, ...]
     traces_sampler: str
     traces_sampler_arg: float
-    span_queue_size: int
-    logs_exporter: str
     prefork: str
+    telemetry_in_tests: bool
     excluded_urls: tuple[str, ...]
+    traced_request_attrs: tuple[str, ...]
+    capture_headers_server_request: tuple[str, ...]
+    capture_headers_server_response: tuple[str, ...]
+    capture_headers_sanitize_fields: tuple[str, ...]
+    request_hook: Callable[..., Any] | None
+    response_hook: Callable[..., Any] | None
     metrics_enabled: bool
     metrics_username: str
     metrics_password: str | None
@@ -465,12 +587,23 @@ class Config:
     health_check_redis_url: str | None
     # Which settings came from the Django settings dict (for the system checks).
     from_settings: frozenset[str] = frozenset()
+    # Standard variables whose value was ignored, one message each (logged at startup).
+    warnings: tuple[str, ...] = ()
 
     @property
-    def excluded_urls_regex(self) -> re.Pattern[str] | None:
-        if not self.excluded_urls:
-            return None
-        return re.compile("|".join(f"(?:{p})" for p in self.excluded_urls))
+    def metrics_pulled(self) -> bool:
+        """Whether the metrics view serves this process's metrics (``prometheus``)."""
+        return self.metrics_on and "prometheus" in self.metrics_exporter
+
+    @property
+    def logs_exported(self) -> bool:
+        """Whether log lines are also sent as OTel log records (``console`` is stdout itself)."""
+        return not self.sdk_disabled and any(name != "console" for name in self.logs_exporter)
+
+    @property
+    def metrics_on(self) -> bool:
+        """Whether otel_django records metrics at all."""
+        return self.metrics_enabled and not self.sdk_disabled and bool(self.metrics_exporter)
 
 
 def load_config(
@@ -492,25 +625,57 @@ def load_config(
 
     values: dict[str, Any] = {}
     from_settings: set[str] = set()
+    warnings: list[str] = []
     for setting in SETTINGS:
-        raw: object = None
-        found = False
-        for env_name in setting.env_names:
-            if environ.get(env_name, "").strip():
-                raw, found = environ[env_name], True
+        found, value = False, None
+        # Standard variables first. The spec's rule for a value that cannot be used: warn and
+        # treat the variable as unset, so the next source counts.
+        for env_name in setting.env:
+            raw = environ.get(env_name, "")
+            if raw.strip():
+                try:
+                    found, value = True, setting.parse(raw)
+                except ValueError as exc:
+                    warnings.append(f"{env_name}={raw!r} is ignored: {exc}")
                 break
         if not found and setting.derive_env is not None:
             derived = setting.derive_env(environ)
             if derived is not None:
-                raw, found = derived, True
-        if not found and setting.name in settings_dict:
-            raw, found = settings_dict[setting.name], True
-            from_settings.add(setting.name)
-        if not found:
-            values[setting.name.lower()] = setting.default
-            continue
-        try:
-            values[setting.name.lower()] = setting.parse(raw)
-        except ValueError as exc:
-            raise ConfigError(setting, raw, str(exc)) from None
-    return Config(**values, from_settings=frozenset(from_settings))
+                try:
+                    found, value = True, setting.parse(derived)
+                except ValueError as exc:
+                    warnings.append(f"OTEL_RESOURCE_ATTRIBUTES: {derived!r} is ignored: {exc}")
+        # otel_django's own sources: a value it cannot use is an error (otel_django.E001).
+        sources: list[tuple[object, bool]] = []
+        if not found and environ.get(setting.prefixed_env, "").strip():
+            sources.append((environ[setting.prefixed_env], False))
+        elif not found and setting.name in settings_dict:
+            sources.append((settings_dict[setting.name], True))
+        for raw_value, in_settings in sources:
+            try:
+                found, value = True, setting.parse(raw_value)
+            except ValueError as exc:
+                where = f"OTEL_DJANGO[{setting.name!r}]" if in_settings else setting.prefixed_env
+                raise ConfigError(setting, raw_value, str(exc), where) from None
+            if in_settings:
+                from_settings.add(setting.name)
+        values[setting.name.lower()] = value if found else setting.default
+    if environ.get("OTEL_CONFIG_FILE", "").strip():
+        warnings.append(
+            "OTEL_CONFIG_FILE is ignored: otel_django is configured by the OTEL_* variables "
+            "and the OTEL_DJANGO settings, not by a declarative configuration file"
+        )
+    return Config(**values, from_settings=frozenset(from_settings), warnings=tuple(warnings))
+
+
+def disabled_config() -> Config:
+    """The configuration otel_django runs with when the real one is invalid: telemetry off."""
+    return dataclasses.replace(load_config({}, {}), sdk_disabled=True)
+
+
+def sdk_disabled(environ: Mapping[str, str]) -> bool:
+    """``OTEL_SDK_DISABLED`` alone, for the wrapper's distro (before Django settings exist)."""
+    try:
+        return _bool(environ.get("OTEL_SDK_DISABLED", ""))
+    except ValueError:
+        return False

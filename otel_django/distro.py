@@ -4,20 +4,29 @@ The distro only sets defaults the user has not set (``os.environ.setdefault``). 
 settings are not configured yet when the wrapper runs, so the configurator hooks setup to run
 right after ``django.setup()``: then environment and ``OTEL_DJANGO`` settings both count, as
 with ``INSTALLED_APPS``, and this works even when ``"otel_django"`` is not installed as an app.
+
+The wrapper hands each ``opentelemetry_instrumentor`` entry point to
+:meth:`OtelDjangoDistro.load_instrumentor`, which applies it when its library is first
+imported (``instrumentation.py``), skips ``django`` (otel_django's middleware makes the
+server spans) and applies nothing under ``OTEL_SDK_DISABLED=true``.
+
+With several distros installed the wrapper loads the one ``OTEL_PYTHON_DISTRO`` names, else
+the first entry point it finds (``opentelemetry-distro`` registers one named ``distro``):
+set ``OTEL_PYTHON_DISTRO=otel_django`` and ``OTEL_PYTHON_CONFIGURATOR=otel_django`` beside it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
-logger = logging.getLogger("otel_django")
+from .instrumentation import REPLACED_INSTRUMENTORS
 
-# Instrumentors that otel_django replaces: its middleware makes the server spans.
-REPLACED_INSTRUMENTORS = frozenset({"django"})
+logger = logging.getLogger("otel_django")
 
 
 class OtelDjangoDistro(BaseDistro):  # type: ignore[misc]
@@ -27,10 +36,23 @@ class OtelDjangoDistro(BaseDistro):  # type: ignore[misc]
         apply_environment_defaults()
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        from .config import sdk_disabled
+        from .instrumentation import apply_lazily
+
+        if sdk_disabled(os.environ):
+            return
         if entry_point.name in REPLACED_INSTRUMENTORS:
             logger.debug("skipping instrumentor %s: otel_django replaces it", entry_point.name)
             return
-        super().load_instrumentor(entry_point, **kwargs)
+        load = super().load_instrumentor
+
+        def apply() -> None:
+            try:
+                load(entry_point, **kwargs)
+            except ImportError as exc:  # the library is not installed
+                logger.debug("instrumentation %s skipped: %s", entry_point.name, exc)
+
+        apply_lazily(entry_point, apply)
 
 
 class OtelDjangoConfigurator(_BaseConfigurator):

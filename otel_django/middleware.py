@@ -6,6 +6,14 @@ route, the response), which is why it replaces upstream's Django middleware: see
 
 It is inserted first in ``MIDDLEWARE`` at startup; list
 ``"otel_django.middleware.OtelDjangoMiddleware"`` there yourself to choose its place.
+
+Upstream's options work as upstream defines them, with upstream's helpers
+(``opentelemetry.util.http``, ``opentelemetry.instrumentation.utils``): header capture and
+sanitising, traced request attributes, excluded URLs (searched in the full URL), and the
+``request_hook`` / ``response_hook`` settings. Each costs nothing while it is not set.
+otel_django's own views (metrics, probes) are never traced: their paths, as ``reverse()``
+gives them for the current URLconf, are skipped before the span starts, and a request that
+reaches one of them some other way is dropped from telemetry in ``process_view``.
 """
 
 from __future__ import annotations
@@ -18,13 +26,26 @@ from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.conf import settings
+from django.core.exceptions import (
+    BadRequest,
+    MiddlewareNotUsed,
+    PermissionDenied,
+    SuspiciousOperation,
+)
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.http.multipartparser import MultiPartParserError
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.instrumentation.utils import extract_attributes_from_object
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.http import (
+    ExcludeList,
+    get_custom_header_attributes,
+    normalise_request_header_name,
+    normalise_response_header_name,
+)
 
 from . import __version__
 from .config import Config
@@ -51,6 +72,8 @@ CLIENT_ERROR_EXCEPTIONS = (
     SuspiciousOperation,
     MultiPartParserError,
 )
+# otel_django's views, never traced wherever they are mounted.
+OWN_URL_NAMES = ("otel_django:metrics", "otel_django:healthz", "otel_django:readyz")
 
 
 class _MetaGetter(Getter[dict[str, Any]]):
@@ -68,7 +91,15 @@ _META_GETTER = _MetaGetter()
 
 
 class _RequestState:
-    __slots__ = ("active_attributes", "method", "request_id", "span", "start", "tokens")
+    __slots__ = (
+        "active_attributes",
+        "method",
+        "request_id",
+        "span",
+        "start",
+        "tokens",
+        "untraced",
+    )
 
     def __init__(
         self,
@@ -85,6 +116,7 @@ class _RequestState:
         self.start = start
         self.active_attributes = active_attributes
         self.tokens = tokens
+        self.untraced = False
 
 
 class OtelDjangoMiddleware:
@@ -97,11 +129,20 @@ class OtelDjangoMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
         config: Config = get_config()
-        self._excluded = config.excluded_urls_regex
+        if config.sdk_disabled:
+            raise MiddlewareNotUsed("OTEL_SDK_DISABLED")
+        self._own_paths: dict[object, frozenset[str]] = {}
+        self._excluded = ExcludeList(config.excluded_urls) if config.excluded_urls else None
+        self._traced_request_attrs = config.traced_request_attrs
+        self._capture_request = list(config.capture_headers_server_request)
+        self._capture_response = list(config.capture_headers_server_response)
+        self._sanitize = list(config.capture_headers_sanitize_fields)
+        self._request_hook = config.request_hook
+        self._response_hook = config.response_hook
         self._tracer = trace.get_tracer("otel_django", __version__)
         self._metrics = (
             HttpServerMetrics(metrics.get_meter("otel_django", __version__), "otel_django")
-            if config.metrics_enabled
+            if config.metrics_on
             else None
         )
         # Extract only when a header the global propagator reads is present (usually none is).
@@ -116,10 +157,25 @@ class OtelDjangoMiddleware:
         self._access_log = AccessLog(config, redactor) if config.access_log else None
         self._redactor = redactor
 
+    def _not_traced(self, request: HttpRequest) -> bool:
+        """otel_django's own views, and the URLs excluded by the user."""
+        urlconf = getattr(settings, "ROOT_URLCONF", None)
+        own = self._own_paths.get(urlconf)
+        if own is None:
+            own = self._own_paths[urlconf] = _own_paths(urlconf)
+        if request.path_info in own:
+            return True
+        if self._excluded is None:
+            return False
+        try:
+            return self._excluded.url_disabled(request.build_absolute_uri("?"))
+        except Exception:  # DisallowedHost: Django answers 400 itself
+            return False
+
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        if self._excluded is not None and self._excluded.search(request.path_info):
+        if self._not_traced(request):
             return self.get_response(request)
         state = self._safe_start(request)
         if state is None:
@@ -132,7 +188,7 @@ class OtelDjangoMiddleware:
         return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
-        if self._excluded is not None and self._excluded.search(request.path_info):
+        if self._not_traced(request):
             return await self.get_response(request)
         state = self._safe_start(request)
         if state is None:
@@ -167,6 +223,16 @@ class OtelDjangoMiddleware:
                 structlog.contextvars.reset_contextvars(**log_tokens)
             with contextlib.suppress(Exception):
                 otel_context.detach(context_token)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> None:
+        """Safety net: a request that reached otel_django's views by a path ``reverse()`` does
+        not give (a converter in the prefix, i18n patterns) is dropped from telemetry."""
+        if view in _own_views():
+            state: _RequestState | None = getattr(request, "_otel_django", None)
+            if state is not None:
+                state.untraced = True
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, CLIENT_ERROR_EXCEPTIONS):
@@ -221,6 +287,19 @@ class OtelDjangoMiddleware:
             query = meta.get("QUERY_STRING")
             if query:
                 span.set_attribute("url.query", self._redactor.query_string(query))
+            if self._traced_request_attrs:
+                span.set_attributes(
+                    extract_attributes_from_object(request, self._traced_request_attrs)
+                )
+            if self._capture_request:
+                span.set_attributes(
+                    get_custom_header_attributes(
+                        request.headers,
+                        self._capture_request,
+                        self._sanitize,
+                        normalise_request_header_name,
+                    )
+                )
         active_attributes = {"http.request.method": method, "url.scheme": scheme}
         if self._metrics is not None:
             self._metrics.request_started(active_attributes)
@@ -237,6 +316,8 @@ class OtelDjangoMiddleware:
             (context_token, log_tokens, scope_token),
         )
         request._otel_django = state  # type: ignore[attr-defined]
+        if self._request_hook is not None:
+            _call_hook("request_hook", self._request_hook, span, request)
         return state
 
     def _finish(
@@ -245,6 +326,9 @@ class OtelDjangoMiddleware:
         duration_ns = time.perf_counter_ns() - state.start
         span = state.span
         method = state.method
+        if state.untraced:
+            self._finish_untraced(response, state)
+            return
         match = getattr(request, "resolver_match", None)
         route: str | None = match.route if match is not None else None
         status = response.status_code if response is not None else 500
@@ -266,6 +350,17 @@ class OtelDjangoMiddleware:
             span.set_attributes(final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
+            if self._capture_response and response is not None:
+                span.set_attributes(
+                    get_custom_header_attributes(
+                        dict(response.items()),
+                        self._capture_response,
+                        self._sanitize,
+                        normalise_response_header_name,
+                    )
+                )
+        if self._response_hook is not None and response is not None:
+            _call_hook("response_hook", self._response_hook, span, request, response)
         context_token, log_tokens, scope_token = state.tokens
         insight.end_request(scope_token)  # adds its N+1 events to the span: before span.end()
         span.end()
@@ -281,6 +376,64 @@ class OtelDjangoMiddleware:
             self._access_log.log(request, method, route, status, duration_ns / 1e6, response_size)
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)
+
+    def _finish_untraced(self, response: HttpResponseBase | None, state: _RequestState) -> None:
+        """The span is never ended (so never exported); no request metrics, no access line."""
+        if response is not None:
+            response[self._request_id_header] = state.request_id
+        context_token, log_tokens, scope_token = state.tokens
+        insight.end_request(scope_token)
+        if self._metrics is not None:
+            self._metrics.request_not_counted(state.active_attributes)
+        structlog.contextvars.reset_contextvars(**log_tokens)
+        otel_context.detach(context_token)
+
+
+def _own_paths(urlconf: object) -> frozenset[str]:
+    """The paths (``request.path_info`` form) of otel_django's views in ``urlconf``."""
+    from django.urls import NoReverseMatch, get_script_prefix, reverse
+
+    prefix = get_script_prefix()
+    paths = set()
+    for name in OWN_URL_NAMES:
+        try:
+            path = reverse(name, urlconf=urlconf)  # type: ignore[arg-type]
+        except NoReverseMatch:
+            continue
+        except Exception:  # a broken URLconf: Django reports it on the request itself
+            return frozenset()
+        paths.add("/" + path[len(prefix) :] if path.startswith(prefix) else path)
+    return frozenset(paths)
+
+
+_views: frozenset[object] | None = None
+
+
+def _own_views() -> frozenset[object]:
+    global _views
+    if _views is None:
+        from .health import views as health_views
+        from .metrics import views as metrics_views
+
+        _views = frozenset({metrics_views.metrics, health_views.healthz, health_views.readyz})
+    return _views
+
+
+_hooks_failed: set[str] = set()
+
+
+def _call_hook(name: str, hook: Callable[..., Any], *args: Any) -> None:
+    """Runs a user hook; the first failure of each is logged with its traceback."""
+    try:
+        hook(*args)
+    except Exception:
+        if name not in _hooks_failed:
+            _hooks_failed.add(name)
+            logging.getLogger("otel_django").exception(
+                "otel_django: the %s raised; the request is unaffected (later failures of "
+                "this hook are not logged)",
+                name,
+            )
 
 
 _failures_reported: set[str] = set()

@@ -1,21 +1,25 @@
-"""The OpenTelemetry Resource: who is emitting this telemetry."""
+"""The OpenTelemetry Resource: who is emitting this telemetry.
+
+Precedence of ``service.name``: ``OTEL_SERVICE_NAME`` > ``service.name`` in
+``OTEL_RESOURCE_ATTRIBUTES`` > ``OTEL_DJANGO['SERVICE_NAME']`` > the Django project package
+(never the SDK's ``unknown_service``); ``config.py`` resolves it. Any other key of
+``OTEL_RESOURCE_ATTRIBUTES`` wins over what otel_django detects (``host.name``,
+``service.instance.id`` ...).
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import sys
-import uuid
 
-from opentelemetry.sdk.resources import (
-    OTELResourceDetector,
-    ProcessResourceDetector,
-    Resource,
-    get_aggregated_resources,
-)
+from opentelemetry.sdk.resources import ProcessResourceDetector, Resource, get_aggregated_resources
 
 from . import __version__
 from .config import Config
+
+# process.command_args can hold secrets passed on the command line: dropped.
+_DROPPED = frozenset({"process.command_args", "process.command_line"})
 
 
 def default_service_name() -> str:
@@ -24,28 +28,32 @@ def default_service_name() -> str:
     return module.split(".", 1)[0] or "django"
 
 
+def service_name(config: Config) -> str:
+    return config.service_name or default_service_name()
+
+
 def build_resource(config: Config) -> Resource:
     """Resource of this process; call it in the process that exports (after a fork, not before)."""
-    attributes: dict[str, str | int] = {
-        "service.name": config.service_name or default_service_name(),
-        "service.instance.id": str(uuid.uuid4()),
+    detected: dict[str, str | int] = {
         "telemetry.distro.name": "otel_django",
         "telemetry.distro.version": __version__,
         "host.name": socket.gethostname(),
         "process.runtime.name": sys.implementation.name,
         "process.runtime.version": ".".join(map(str, sys.version_info[:3])),
     }
+    configured: dict[str, str | int] = {"service.name": service_name(config)}
     if config.service_version:
-        attributes["service.version"] = config.service_version
+        configured["service.version"] = config.service_version
     if config.environment:
-        attributes["deployment.environment.name"] = config.environment
-    detected = get_aggregated_resources([OTELResourceDetector(), ProcessResourceDetector()])
-    # Our attributes win over OTEL_RESOURCE_ATTRIBUTES only where the user set a setting;
-    # process.command_args can hold secrets passed on the command line: dropped.
-    merged = detected.merge(Resource.create(attributes))
-    cleaned = {
-        k: v
-        for k, v in merged.attributes.items()
-        if k not in {"process.command_args", "process.command_line"}
-    }
+        configured["deployment.environment.name"] = config.environment
+    # Resource.create: the SDK's defaults, a new service.instance.id, the detectors of
+    # OTEL_EXPERIMENTAL_RESOURCE_DETECTORS, then OTEL_RESOURCE_ATTRIBUTES and
+    # OTEL_SERVICE_NAME over them; the configured values (already resolved with the
+    # environment first) last.
+    merged = (
+        get_aggregated_resources([ProcessResourceDetector()])
+        .merge(Resource(detected))
+        .merge(Resource.create(configured))
+    )
+    cleaned = {k: v for k, v in merged.attributes.items() if k not in _DROPPED}
     return Resource(cleaned, merged.schema_url)

@@ -2,7 +2,8 @@
 
 Startup stores the :class:`~otel_django.config.Config` it set things up with; views, checks
 and hooks read it here. When nothing has been set up yet (a view imported by a test, say), the
-configuration is loaded from the environment and Django settings on first use.
+configuration is loaded from the environment and Django settings on first use (an invalid
+one gives the configuration with telemetry off, as startup does).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-from .config import Config, load_config
+from .config import Config, ConfigError, disabled_config, load_config
 
 _lock = threading.Lock()
 _active: Config | None = None
@@ -30,7 +31,10 @@ def get_config() -> Config:
     if config is None:
         with _lock:
             if _active is None:
-                _active = load_config(os.environ, django_settings_dict())
+                try:
+                    _active = load_config(os.environ, django_settings_dict())
+                except ConfigError:  # reported by startup and by otel_django.E001
+                    _active = disabled_config()
             config = _active
     return config
 

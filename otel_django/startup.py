@@ -2,10 +2,17 @@
 
 Two ways in reach the same state:
 
-* ``"otel_django"`` in ``INSTALLED_APPS``: ``ready()`` calls :func:`setup_django`.
+* ``"otel_django"`` in ``INSTALLED_APPS``: ``ready()`` calls :func:`setup_django`, which also
+  applies the installed instrumentors (``instrumentation.py``).
 * ``opentelemetry-instrument``: the distro's configurator installs :func:`hook_django_setup`,
   which runs :func:`setup_django` right after ``django.setup()`` has populated the app
-  registry, when settings can be read.
+  registry, when settings can be read; the wrapper applies the instrumentors through the
+  distro.
+
+What setup never does: crash the application. An invalid ``OTEL_DJANGO`` value is one error
+line and a process without telemetry (``manage.py check`` reports it as otel_django.E001);
+``OTEL_SDK_DISABLED=true`` is a process without telemetry too; under a test runner nothing is
+exported, no access line written and logging left alone unless ``TELEMETRY_IN_TESTS`` is on.
 
 In the master of a pre-fork server (gunicorn) providers are not created: each worker creates
 its own right after the fork, so every worker has its own exporter threads and its own
@@ -15,6 +22,7 @@ tracers and meters, which resolve to the worker's providers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -22,12 +30,12 @@ import sys
 import threading
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, disabled_config, load_config
+from .export import Notes
 from .resource import build_resource
 from .runtime import django_settings_dict, set_config
 
@@ -36,12 +44,11 @@ logger = logging.getLogger("otel_django")
 MIDDLEWARE_PATH = "otel_django.middleware.OtelDjangoMiddleware"
 
 # Set only where the user set nothing; upstream instrumentations and exporters read them.
-# otel_django's own settings (exporter, exclusions ...) have their defaults in config.py, so
+# otel_django's own settings (exporters, sampler ...) have their defaults in config.py, so
 # that the OTEL_DJANGO settings dict can still set them.
 ENVIRONMENT_DEFAULTS = {
     "OTEL_SEMCONV_STABILITY_OPT_IN": "http,database",
-    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-    "OTEL_METRICS_EXPORTER": "none",  # metrics are pulled from the /metrics view
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",  # the spec's default (the SDK's is grpc)
 }
 
 _lock = threading.RLock()
@@ -105,18 +112,19 @@ def _create_providers(config: Config) -> None:
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         logger.info("an SDK TracerProvider is already set up; otel_django uses it as it is")
         return
+    notes = Notes()
     resource = build_resource(config)
     from .traces.provider import build_tracer_provider
 
-    trace.set_tracer_provider(build_tracer_provider(config, resource))
-    if config.metrics_enabled and not isinstance(metrics.get_meter_provider(), MeterProvider):
+    trace.set_tracer_provider(build_tracer_provider(config, resource, notes))
+    if config.metrics_on and not isinstance(metrics.get_meter_provider(), MeterProvider):
         from .metrics.provider import build_meter_provider
 
-        metrics.set_meter_provider(build_meter_provider(config, resource))
-    if config.logs_exporter == "otlp":
+        metrics.set_meter_provider(build_meter_provider(config, resource, notes))
+    if config.logs_exported:
         from .logging.otlp import setup_log_export
 
-        setup_log_export(config, resource)
+        setup_log_export(config, resource, notes)
     _flush_on_sigterm()
 
 
@@ -155,33 +163,36 @@ def shutdown() -> None:
     shutdown_log_export()
 
 
-def instrument_libraries() -> None:
-    """SQLAlchemy and Redis instrumentation, where those packages are installed."""
-    candidates = (
-        ("opentelemetry.instrumentation.sqlalchemy", "SQLAlchemyInstrumentor", "sqlalchemy"),
-        ("opentelemetry.instrumentation.redis", "RedisInstrumentor", "redis"),
-    )
-    import importlib
-    import importlib.util
-
-    for module_name, class_name, library in candidates:
-        if importlib.util.find_spec(library) is None:
-            continue
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        instrumentor = getattr(module, class_name)()
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument()
-
-
 def install_middleware() -> None:
     from django.conf import settings
 
     current = list(settings.MIDDLEWARE)
     if MIDDLEWARE_PATH not in current:
         settings.MIDDLEWARE = [MIDDLEWARE_PATH, *current]
+
+
+def under_test_runner() -> bool:
+    """Django's test runner (``manage.py test``) or pytest is running this process."""
+    return sys.argv[1:2] == ["test"] or "pytest" in sys.modules
+
+
+def quiet_in_tests(config: Config) -> bool:
+    return under_test_runner() and not config.telemetry_in_tests
+
+
+def for_tests(config: Config) -> Config:
+    """What a test run of the user's project gets: spans and metrics in process only,
+    nothing exported (no Sentry events either), no access lines, logging left as the project
+    configures it."""
+    return dataclasses.replace(
+        config,
+        traces_exporter=(),
+        logs_exporter=(),
+        sentry_dsn=None,
+        metrics_exporter=tuple(name for name in config.metrics_exporter if name == "prometheus"),
+        access_log=False,
+        logging_enabled=False,
+    )
 
 
 def setup_django() -> Config:
@@ -197,32 +208,73 @@ def setup_django() -> Config:
             config = get_config()
             configure_logging(config)
             return config
+        _django_ready = True
         apply_environment_defaults()
         try:
             config = load_config(os.environ, django_settings_dict())
         except ConfigError as exc:
-            raise ImproperlyConfigured(f"otel_django: {exc}") from exc
+            logger.error(
+                "otel_django: %s. Running without telemetry; `manage.py check` reports it "
+                "as otel_django.E001.",
+                exc,
+            )
+            config = disabled_config()
+            set_config(config)
+            return config
+        if quiet_in_tests(config):
+            config = for_tests(config)
         set_config(config)
         from .logging.setup import configure_logging
 
-        configure_logging(config)
+        try:
+            configure_logging(config)
+        except ConfigError as exc:
+            logger.error("otel_django: %s. Logging is left as it is.", exc)
+        for warning in config.warnings:
+            logger.warning("otel_django: %s", warning)
+        if config.sdk_disabled:
+            hook_django_setup()
+            return config
         setup_providers(config)
-        if not under_wrapper:
-            instrument_libraries()
         install_middleware()
+        _instrument(config)
+        hook_django_setup()
+        return config
+
+
+def _instrument(config: Config) -> None:
+    """ORM spans now; SQLAlchemy, Celery and the installed instrumentors when the
+    application imports their library (nothing optional is imported before)."""
+    from . import instrumentation
+    from .db.django import instrument_django_db
+
+    if not under_wrapper:
+        instrumentation.apply_installed(os.environ)
+    observer = instrument_django_db(config)
+
+    def sqlalchemy_imported(module: object) -> None:
+        from .db.sqlalchemy import instrument as instrument_sqlalchemy
+
+        instrument_sqlalchemy(config, observer.duration_histogram)
+
+    def celery_imported(module: object) -> None:
         from .celery import instrument_celery
-        from .db.django import instrument_django_db
+
+        instrument_celery(config)
+
+    instrumentation.when_imported("sqlalchemy", sqlalchemy_imported)
+    instrumentation.when_imported("celery", celery_imported)
+    if config.metrics_on:
         from .metrics.instrumentation import instrument as instrument_metrics
+
+        instrument_metrics(config)
+    if config.sentry_dsn:
         from .sentry import setup_sentry
 
-        instrument_django_db(config)
-        instrument_celery(config)
-        if config.metrics_enabled:
-            instrument_metrics(config)
-        setup_sentry(config)
-        hook_django_setup()
-        _django_ready = True
-        return config
+        try:
+            setup_sentry(config)
+        except ConfigError as exc:
+            logger.error("otel_django: %s. Errors are not sent to Sentry.", exc)
 
 
 def hook_django_setup() -> None:

@@ -1,8 +1,8 @@
 """URLs of otel_django: ``path("", include("otel_django.urls"))`` in the project's urls.py.
 
 Serves ``/metrics`` (Prometheus, behind basic auth), ``/healthz`` (liveness) and ``/readyz``
-(readiness). Their default paths are in EXCLUDED_URLS, so they make no spans and no
-request metrics; a system check warns when they are mounted where EXCLUDED_URLS misses them.
+(readiness). The middleware recognises them by view wherever they are mounted: they make no
+spans and no request metrics.
 """
 
 from django.urls import path

@@ -1,7 +1,10 @@
-"""An OTLP/HTTP receiver for the tests: it decodes the real protobuf the exporters send.
+"""OTLP receivers for the tests: they decode the real protobuf the exporters send.
 
-It stands in for the Collector, which cannot run here; it speaks the same protocol
-(``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``, protobuf bodies, optional gzip).
+They stand in for the Collector, which cannot run here, and speak the same protocols:
+:class:`OTLPReceiver` is OTLP/HTTP (``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``, or
+custom paths, protobuf bodies, optional gzip); :class:`OTLPGrpcReceiver` is OTLP/gRPC, with
+grpcio serving the real ``TraceService``, ``MetricsService`` and ``LogsService`` of
+opentelemetry-proto. Both record the request headers (metadata) they received.
 """
 
 from __future__ import annotations
@@ -61,6 +64,24 @@ class ReceivedSpan:
 
 
 @dataclasses.dataclass
+class ReceivedPoint:
+    """One data point of a received metric (histogram: count, sum, bucket counts)."""
+
+    name: str
+    unit: str
+    kind: str  # "sum", "gauge", "histogram"
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    value: float | None = None
+    count: int | None = None
+    sum: float | None = None
+    bucket_counts: list[int] | None = None
+    temporality: int = 0  # 1 delta, 2 cumulative
+    monotonic: bool = False
+    has_min: bool = False
+
+
+@dataclasses.dataclass
 class ReceivedLog:
     body: Any
     severity: str
@@ -70,14 +91,27 @@ class ReceivedLog:
     resource: dict[str, Any]
 
 
+DEFAULT_PATHS = {"/v1/traces": "traces", "/v1/logs": "logs", "/v1/metrics": "metrics"}
+
+
 class OTLPReceiver:
-    def __init__(self) -> None:
+    """OTLP/HTTP. ``paths`` maps request paths to signals (default: the ``/v1/...`` ones)."""
+
+    def __init__(self, paths: dict[str, str] | None = None, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s  # answer this late (an exporter's timeout, in the tests)
+        self.exports: list[tuple[str, dict[str, str], bytes]] = []  # path, headers, body
         self.spans: list[ReceivedSpan] = []
         self.logs: list[ReceivedLog] = []
         self.metric_requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
         self.raw_bodies: list[bytes] = []
+        self.request_headers: list[dict[str, str]] = []  # lowercased names
+        self.paths_seen: list[str] = []
         self.requests = 0
+        self.paths = dict(DEFAULT_PATHS if paths is None else paths)
         self._cond = threading.Condition()
+        self._start_http()
+
+    def _start_http(self) -> None:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,8 +120,18 @@ class OTLPReceiver:
                 body = self.rfile.read(length)
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
+                signal = receiver.paths.get(self.path)
+                if signal is None:
+                    with receiver._cond:
+                        receiver.paths_seen.append(self.path)
+                    self.send_response(404)
+                    self.end_headers()
+                    return
                 try:
-                    receiver._receive(self.path, body)
+                    receiver._receive(signal, body, headers, self.path)
                 except Exception as exc:  # the test will see nothing arrive
                     self.send_response(400)
                     self.end_headers()
@@ -116,21 +160,55 @@ class OTLPReceiver:
         self._server.shutdown()
         self._server.server_close()
 
-    def _receive(self, path: str, body: bytes) -> None:
+    def _receive(self, signal: str, body: bytes, headers: dict[str, str], path: str) -> None:
         with self._cond:
             self.requests += 1
             self.raw_bodies.append(body)
-            if path == "/v1/traces":
+            self.request_headers.append(headers)
+            self.paths_seen.append(path)
+            self.exports.append((path, headers, body))
+            if signal == "traces":
                 self._receive_traces(body)
-            elif path == "/v1/logs":
+            elif signal == "logs":
                 self._receive_logs(body)
-            elif path == "/v1/metrics":
+            elif signal == "metrics":
                 request = metrics_service_pb2.ExportMetricsServiceRequest()
                 request.ParseFromString(body)
                 self.metric_requests.append(request)
             else:
-                raise ValueError(f"unexpected path {path}")
+                raise ValueError(f"unexpected signal {signal}")
             self._cond.notify_all()
+
+    def metric_points(self, name: str | None = None) -> list[ReceivedPoint]:
+        """Every data point received, of the metric ``name`` or of all, in arrival order."""
+        with self._cond:
+            requests = list(self.metric_requests)
+        points: list[ReceivedPoint] = []
+        for request in requests:
+            for resource_metrics in request.resource_metrics:
+                resource = attributes(resource_metrics.resource.attributes)
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        if name is not None and metric.name != name:
+                            continue
+                        points.extend(_points(metric, resource))
+        return points
+
+    def metric_names(self) -> set[str]:
+        return {p.name for p in self.metric_points()}
+
+    def spans_per_export(self, path: str) -> list[int]:
+        """How many spans each export request to ``path`` carried."""
+        with self._cond:
+            bodies = [body for p, _, body in self.exports if p == path]
+        counts = []
+        for body in bodies:
+            request = trace_service_pb2.ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            counts.append(
+                sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
+            )
+        return counts
 
     def _receive_traces(self, body: bytes) -> None:
         request = trace_service_pb2.ExportTraceServiceRequest()
@@ -199,6 +277,102 @@ class OTLPReceiver:
             self.logs.clear()
             self.metric_requests.clear()
             self.raw_bodies.clear()
+            self.exports.clear()
 
 
-__all__ = ["KeyValue", "OTLPReceiver", "ReceivedLog", "ReceivedSpan"]
+def _points(metric: Any, resource: dict[str, Any]) -> list[ReceivedPoint]:
+    kind = metric.WhichOneof("data")
+    data = getattr(metric, kind)
+    points = []
+    for point in data.data_points:
+        common = {
+            "name": metric.name,
+            "unit": metric.unit,
+            "kind": kind,
+            "attributes": attributes(point.attributes),
+            "resource": resource,
+            "temporality": getattr(data, "aggregation_temporality", 0),
+            "monotonic": bool(getattr(data, "is_monotonic", False)),
+        }
+        if kind == "histogram":
+            points.append(
+                ReceivedPoint(
+                    **common,
+                    count=point.count,
+                    sum=point.sum,
+                    bucket_counts=list(point.bucket_counts),
+                    has_min=point.HasField("min"),
+                )
+            )
+        elif kind in ("sum", "gauge"):
+            value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+            points.append(ReceivedPoint(**common, value=value))
+    return points
+
+
+class OTLPGrpcReceiver(OTLPReceiver):
+    """OTLP/gRPC: the real collector services of opentelemetry-proto, served by grpcio."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def _start_http(self) -> None:
+        import concurrent.futures
+
+        import grpc
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+        receiver = self
+
+        def metadata(context: Any) -> dict[str, str]:
+            return {k.lower(): v for k, v in context.invocation_metadata()}
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:
+                receiver._receive(
+                    "traces", request.SerializeToString(), metadata(context), "grpc:traces"
+                )
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:
+                receiver._receive(
+                    "metrics", request.SerializeToString(), metadata(context), "grpc:metrics"
+                )
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
+        class Logs(logs_service_pb2_grpc.LogsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:
+                receiver._receive(
+                    "logs", request.SerializeToString(), metadata(context), "grpc:logs"
+                )
+                return logs_service_pb2.ExportLogsServiceResponse()
+
+        self._grpc = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self._grpc)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), self._grpc)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), self._grpc)
+        self._port = self._grpc.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def start(self) -> OTLPGrpcReceiver:
+        self._grpc.start()
+        return self
+
+    def stop(self) -> None:
+        self._grpc.stop(grace=None)
+
+
+__all__ = [
+    "KeyValue",
+    "OTLPGrpcReceiver",
+    "OTLPReceiver",
+    "ReceivedLog",
+    "ReceivedPoint",
+    "ReceivedSpan",
+]

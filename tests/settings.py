@@ -31,6 +31,7 @@ DATABASES = {
 
 OTEL_DJANGO = {
     "SERVICE_NAME": "otel-django-tests",
+    "TELEMETRY_IN_TESTS": True,  # this suite asserts on telemetry
     "TRACES_EXPORTER": "none",
     "METRICS_PASSWORD": "test-metrics-password",
 }

@@ -1,7 +1,9 @@
 """ORM query spans for every database alias, through Django's ``execute_wrappers``.
 
 A wrapper is added to each connection when it is created (``connection_created``), so every
-query any code runs through the ORM or ``connection.cursor()`` passes through it. Per query it
+query any code runs through the ORM or ``connection.cursor()`` passes through it. DB-API
+instrumentations (opentelemetry-instrumentation-sqlite3, -psycopg ...) are suppressed inside
+it, the standard way (``suppress_instrumentation``): one span per query, never two. Per query it
 costs a cached description of the SQL (``db/sql.py``), one span, one histogram point and one
 dict increment for N+1 counting; slow queries get more (``db/insight.py``).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -45,6 +48,7 @@ DB_SYSTEMS = {
 logger = logging.getLogger("otel_django.db")
 
 _CACHE_MAX = 4096
+_DBAPI_MODULE = "opentelemetry.instrumentation.dbapi"
 
 Attributes = dict[str, AttributeValue]
 
@@ -55,7 +59,7 @@ class QueryObserver:
     def __init__(self, config: Config, insight: Insight | None = None) -> None:
         self._tracer = trace.get_tracer("otel_django.db", __version__)
         self._skip_unsampled: bool | None = None
-        self._duration = Histogram(DURATION, "otel_django.db") if config.metrics_enabled else None
+        self._duration = Histogram(DURATION, "otel_django.db") if config.metrics_on else None
         self._max_length = config.query_text_max_length
         self._record_parameters = config.record_query_parameters
         self._redactor = Redactor(config.redact_keys)
@@ -114,9 +118,9 @@ class QueryObserver:
         many: bool,
         context: dict[str, Any],
     ) -> Any:
-        current = otel_context.get_current()
-        if current.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        if not is_instrumentation_enabled():
             return execute(sql, params, many, context)
+        current = otel_context.get_current()
         try:
             connection: BaseDatabaseWrapper = context["connection"]
             description = describe(sql, self._max_length, connection.vendor)
@@ -138,11 +142,11 @@ class QueryObserver:
                 span = trace.INVALID_SPAN
         except Exception:  # telemetry never stands between the application and its query
             logger.debug("query not observed", exc_info=True)
-            return execute(sql, params, many, context)
+            return _execute_alone(execute, sql, params, many, context)
         error: BaseException | None = None
         start = time.perf_counter()
         try:
-            return execute(sql, params, many, context)
+            return _execute_alone(execute, sql, params, many, context)
         except BaseException as exc:
             error = exc
             raise
@@ -222,6 +226,17 @@ class QueryObserver:
         return (*metric_values[:3], error_type)
 
 
+def _execute_alone(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """A DB-API instrumentation would make a second span for the same query (a root span
+    outside requests): the ORM's span is the one, so instrumentation is suppressed inside."""
+    if _DBAPI_MODULE not in sys.modules:
+        return execute(sql, params, many, context)
+    with suppress_instrumentation():
+        return execute(sql, params, many, context)
+
+
 def _explainer(
     connection: BaseDatabaseWrapper, sql: str, params: Any
 ) -> Callable[[float], str | None] | None:
@@ -236,7 +251,8 @@ def _explainer(
         # A transaction Django already knows to be broken is left alone.
         if connection.needs_rollback or connection.connection is None:
             return None
-        return explain(connection.connection, connection.create_cursor, sql, params, timeout_ms)
+        with suppress_instrumentation():  # the EXPLAIN is part of the query's span
+            return explain(connection.connection, connection.create_cursor, sql, params, timeout_ms)
 
     return run
 
@@ -249,21 +265,43 @@ def _add_wrapper(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) ->
         connection.execute_wrappers.insert(0, _observer)
 
 
-def instrument_django_db(config: Config) -> None:
-    """Adds the query observer to every connection, open now or opened later, and hooks
-    SQLAlchemy engines when SQLAlchemy is installed. Idempotent."""
+def instrument_django_db(config: Config) -> QueryObserver:
+    """Adds the query observer to every connection, open now or opened later. Idempotent."""
     global _observer
     if _observer is not None:
-        return
-    _observer = QueryObserver(config, insight_module.configure(config))
+        return _observer
+    observer = _observer = QueryObserver(config, insight_module.configure(config))
     connection_created.connect(_add_wrapper, dispatch_uid="otel_django.db")
+    _suppress_dbapi_spans_on_connect()
     from django.db import connections
 
     for connection in connections.all(initialized_only=True):
         _add_wrapper(None, connection)
-    from . import sqlalchemy
+    return observer
 
-    sqlalchemy.instrument(config, _observer.duration_histogram)
+
+def _dbapi_instrumented() -> bool:
+    """Whether a DB-API instrumentation (sqlite3, psycopg, psycopg2, mysqlclient, pymysql ...)
+    may be active: they all build on ``opentelemetry.instrumentation.dbapi``."""
+    return _DBAPI_MODULE in sys.modules
+
+
+def _suppress_dbapi_spans_on_connect() -> None:
+    """Queries Django runs while it opens a connection (time zone, role) do not go through
+    ``execute_wrappers``: run the connect with instrumentation suppressed, so a DB-API
+    instrumentation makes no root span for them."""
+    original = BaseDatabaseWrapper.connect
+    if getattr(original, "_otel_django", False):
+        return
+
+    def connect(self: BaseDatabaseWrapper) -> None:
+        if not _dbapi_instrumented():
+            return original(self)
+        with suppress_instrumentation():
+            return original(self)
+
+    connect._otel_django = True  # type: ignore[attr-defined]
+    BaseDatabaseWrapper.connect = connect  # type: ignore[method-assign]
 
 
 def observer() -> QueryObserver | None:

@@ -272,7 +272,7 @@ class Insight:
         self.explain_enabled = config.explain_enabled
         self.explain_interval_s = config.explain_interval_s
         self.explain_timeout_ms = config.explain_timeout_ms
-        if config.metrics_enabled and self._slow_counter is None:
+        if config.metrics_on and self._slow_counter is None:
             meter = metrics.get_meter("otel_django.db", __version__)
             self._slow_counter = meter.create_counter(
                 "otel_django.db.slow_queries",

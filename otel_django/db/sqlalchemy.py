@@ -19,7 +19,9 @@ in SQLAlchemy), leaves it alone.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
+import weakref
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
@@ -47,6 +49,7 @@ _RAW_TEXT_ATTRIBUTES = ("db.statement", "db.query.text")
 _START = "_otel_django_start"
 _SPAN = "_otel_span"  # where upstream keeps its span on the execution context
 _CACHE_MAX = 4096
+_DBAPI_MODULE = "opentelemetry.instrumentation.dbapi"
 
 _installed: _Hooks | None = None
 
@@ -219,8 +222,59 @@ def instrument(config: Config, duration: Histogram | None = None) -> bool:
     event.listen(Engine, "before_cursor_execute", hooks.before_cursor_execute)
     event.listen(Engine, "after_cursor_execute", hooks.after_cursor_execute)
     event.listen(Engine, "handle_error", hooks.handle_error)
+    event.listen(Engine, "engine_connect", _suppress_dbapi_spans)
     _installed = hooks
     return True
+
+
+# -- one span per statement: upstream's, not also a DB-API instrumentation's
+
+_SUPPRESSION = "_otel_django_suppression"
+_engines_seen: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _suppress_dbapi_spans(connection: Any, *args: Any) -> None:
+    """On an engine's first connection, listeners on the engine itself: they run after
+    upstream's (which is registered when the engine is created), so that a DB-API
+    instrumentation of the driver (sqlite3, psycopg ...) adds no second span, with the raw
+    statement text, to a statement upstream's span already covers."""
+    from sqlalchemy import event
+
+    engine = connection.engine
+    if engine in _engines_seen:
+        return
+    _engines_seen.add(engine)
+    event.listen(engine, "before_cursor_execute", _suppress)
+    event.listen(engine, "after_cursor_execute", _unsuppress)
+    event.listen(engine, "handle_error", _unsuppress_on_error)
+
+
+def _suppress(
+    conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
+) -> None:
+    if context is None or getattr(context, _SPAN, None) is None:
+        return  # no upstream span: the DB-API instrumentation's is the only one
+    if _DBAPI_MODULE not in sys.modules:
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    suppression = suppress_instrumentation()
+    suppression.__enter__()  # left in _unsuppress, after upstream's span has the statement
+    setattr(context, _SUPPRESSION, suppression)
+
+
+def _unsuppress(
+    conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
+) -> None:
+    suppression = getattr(context, _SUPPRESSION, None) if context is not None else None
+    if suppression is not None:
+        setattr(context, _SUPPRESSION, None)
+        suppression.__exit__(None, None, None)
+
+
+def _unsuppress_on_error(exception_context: Any) -> None:
+    context = exception_context.execution_context
+    _unsuppress(None, None, None, None, context, False)
 
 
 def uninstrument() -> None:

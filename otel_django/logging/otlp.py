@@ -1,9 +1,10 @@
 """Optional OTLP log export, correlated with traces.
 
-With ``LOGS_EXPORTER=otlp`` the pipeline gets one more processor, :func:`export_processor`,
-after redaction and before rendering: each line is also sent as an OTel log record (body: the
-event; attributes: the other keys; trace and span ids from the current span). stdout keeps its
-line, printed once; no stdlib handler of the SDK is added, so nothing is exported twice.
+With a log exporter (``LOGS_EXPORTER=otlp``) the pipeline gets one more processor,
+:func:`export_processor`, after redaction and before rendering: each line is also sent as an
+OTel log record (body: the event; attributes: the other keys; trace and span ids from the
+current span). stdout keeps its line, printed once; no stdlib handler of the SDK is added,
+so nothing is exported twice.
 
 The provider is created with the other providers (in each worker under gunicorn), after the
 pipeline exists: until then the processor passes lines through untouched.
@@ -12,6 +13,7 @@ pipeline exists: until then the processor passes lines through untouched.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from structlog.typing import EventDict, WrappedLogger
 
 from ..config import Config
-from ..export import ExportGuard
+from ..export import ExportGuard, Notes, batch_processor, build, choose
 
 # The newer name; the older one is deprecated.
 ExportResult: Any = (
@@ -64,47 +66,64 @@ _loggers: dict[str, APILogger] = {}
 _counts = {"failed": 0}  # records that could not be handed to the SDK
 
 
-class GuardedOTLPLogExporter:
-    """OTLP/HTTP log export, guarded against a Collector that is away (``otel_django.export``)."""
+class GuardedLogExporter:
+    """Any log record exporter, behind the guard (``otel_django.export``)."""
 
-    def __init__(self, endpoint: str, timeout_s: float = 5.0) -> None:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    def __init__(self, exporter: Any) -> None:
+        self.exporter = exporter
+        self._guard = ExportGuard("log", "log records", exporter, "stdout lines are not affected.")
 
-        self.endpoint = endpoint.rstrip("/") + "/v1/logs"
-        self._exporter = OTLPLogExporter(endpoint=self.endpoint, timeout=timeout_s)
-        self._guard = ExportGuard(
-            "log", "log records", self.endpoint,
-            sdk_logger="opentelemetry.exporter.otlp.proto.http._log_exporter",
-            unaffected="stdout lines are not affected.",
-        )  # fmt: skip
+    @property
+    def endpoint(self) -> str:
+        return self._guard.endpoint
 
     def export(self, batch: Sequence[Any]) -> Any:
         sent = self._guard.export(
-            batch, lambda records: getattr(self._exporter.export(records), "name", "") == "SUCCESS"
+            batch, lambda records: getattr(self.exporter.export(records), "name", "") == "SUCCESS"
         )
         return ExportResult.SUCCESS if sent else ExportResult.FAILURE
 
     def shutdown(self) -> None:
-        self._exporter.shutdown()  # type: ignore[no-untyped-call]
+        self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self._exporter.force_flush(timeout_millis))
+        return bool(self.exporter.force_flush(timeout_millis))
 
 
-def setup_log_export(config: Config, resource: Resource) -> None:
-    """Creates the LoggerProvider that sends log records over OTLP."""
+def _stdout_lines() -> None:
+    """``console``: the JSON lines otel_django prints on stdout are the console output."""
+    return None
+
+
+def setup_log_export(config: Config, resource: Resource, notes: Notes | None = None) -> bool:
+    """Creates the LoggerProvider that sends log records to the configured exporters.
+
+    Each exporter is built with no arguments behind ``BatchLogRecordProcessor(exporter)``, so
+    ``OTEL_EXPORTER_OTLP_[LOGS_]*`` and ``OTEL_BLRP_*`` apply. False when nothing exports.
+    """
     global _provider
-    provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(
-            GuardedOTLPLogExporter(config.otlp_endpoint),  # type: ignore[arg-type]
-            max_queue_size=config.span_queue_size,
-            max_export_batch_size=min(512, config.span_queue_size),
+    notes = notes or Notes()
+    processors = []
+    for choice in choose(
+        "logs", config.logs_exporter, os.environ, notes, {"console": _stdout_lines}
+    ):
+        exporter = build(choice, "logs", notes)
+        if exporter is None:
+            continue
+        processor = batch_processor(
+            BatchLogRecordProcessor, GuardedLogExporter(exporter), "OTEL_BLRP", notes
         )
-    )
+        if processor is not None:
+            processors.append(processor)
+    if not processors:
+        return False
+    provider = LoggerProvider(resource=resource)
+    for processor in processors:
+        provider.add_log_record_processor(processor)
     set_logger_provider(provider)
     _loggers.clear()
     _provider = provider
+    return True
 
 
 def get_provider() -> LoggerProvider | None:

@@ -9,7 +9,7 @@ Processors, in order, for structlog loggers and stdlib records alike:
 4. the ``LOG_PROCESSORS`` setting's processors;
 5. ``redact_sensitive``: values of keys that look sensitive (done by ``core_fields`` itself
    when there is no ``LOG_PROCESSORS``);
-6. the OTLP export, when ``LOGS_EXPORTER=otlp``;
+6. the OTLP export, when a log exporter is set (``LOGS_EXPORTER=otlp``);
 7. the renderer: JSON (orjson when installed), or structlog's console renderer.
 
 Stdlib: one :class:`~otel_django.logging.output.PipelineHandler` on the root logger. Handlers
@@ -71,7 +71,7 @@ def build_processors(config: Config, redactor: Redactor | None = None) -> list[P
         processors.append(redact_sensitive(redactor))
     else:  # nothing runs in between: redact while copying the fields into place
         processors.append(core_fields(service_name, redactor))
-    if config.logs_exporter == "otlp":
+    if config.logs_exported:
         from .otlp import export_processor
 
         processors.append(export_processor)
@@ -132,7 +132,7 @@ def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
         root = logging.getLogger()
         if _handler is not None:
             root.removeHandler(_handler)
-        _remove_console_handlers(config.logs_exporter == "otlp")
+        _remove_console_handlers(config.logs_exported)
         root.addHandler(handler)
         root.setLevel(level)
         _handler = handler

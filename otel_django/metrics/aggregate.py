@@ -93,6 +93,17 @@ class Aggregate:
         spec = self.spec
         return Family(self.family_name, HISTOGRAM, spec.description, ALL, spec.bounds, points)
 
+    def points(self) -> list[tuple[dict[str, Any], int, float, list[int]]]:
+        """``(attributes, count, sum, bucket counts)`` per series, copies taken under the lock;
+        the overflow series has ``otel.metric.overflow=true``. For OTLP push (``push.py``)."""
+        with self._lock:
+            items = [(key, s[0], s[1], list(s[2])) for key, s in self._series.items()]
+        attributes = self.spec.attributes
+        return [
+            ({"otel.metric.overflow": True} if key is _OVERFLOW else attributes(key), c, t, b)  # type: ignore[arg-type]
+            for key, c, t, b in items
+        ]
+
 
 _aggregates: weakref.WeakSet[Aggregate] = weakref.WeakSet()
 

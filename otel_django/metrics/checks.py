@@ -8,7 +8,7 @@ from ..config import Config
 
 
 def check_metrics(config: Config) -> list[CheckMessage]:
-    if not config.metrics_enabled:
+    if not config.metrics_pulled:
         return []
     if not config.metrics_password and not config.metrics_password_file:
         return [

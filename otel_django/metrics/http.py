@@ -98,6 +98,10 @@ class HttpServerMetrics:
     def request_started(self, attributes: Attributes) -> None:
         _active.add(attributes, 1)
 
+    def request_not_counted(self, active_attributes: Attributes) -> None:
+        """A request dropped from telemetry after it started (otel_django's own views)."""
+        _active.add(active_attributes, -1)
+
     def request_finished(
         self,
         active_attributes: Attributes,

@@ -8,6 +8,7 @@ from opentelemetry import metrics
 
 from .. import __version__
 from ..config import Config
+from ..instrumentation import when_imported
 
 _lock = threading.Lock()
 _done = False
@@ -17,7 +18,7 @@ def instrument(config: Config) -> None:
     """Installs the Django-side metric instruments. Idempotent."""
     global _done
     with _lock:
-        if _done or not config.metrics_enabled:
+        if _done or not config.metrics_on:
             return
         _done = True
     from .cache import instrument_caches
@@ -28,6 +29,6 @@ def instrument(config: Config) -> None:
     meter = metrics.get_meter("otel_django", __version__)
     instrument_caches(meter)
     instrument_pools(meter)
-    track_sqlalchemy_engines()
+    when_imported("sqlalchemy", lambda module: track_sqlalchemy_engines())
     instrument_process(meter)
     instrument_migrations(meter)

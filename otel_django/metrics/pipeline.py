@@ -32,6 +32,10 @@ class Pipeline:
             raise ValueError(f"histogram {spec.name} is defined twice, differently")
         return aggregate
 
+    def aggregates(self) -> list[Aggregate]:
+        """The in-place histograms of this process (for OTLP push)."""
+        return list(self._aggregates.values())
+
     def start_exchange(self, directory: Path) -> None:
         exchange = Exchange(directory, self.local_snapshot, self.limit)
         exchange.start()

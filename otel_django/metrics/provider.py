@@ -1,29 +1,86 @@
-"""Builds the MeterProvider from the configuration."""
+"""Builds the MeterProvider and its readers from the configuration.
+
+``METRICS_EXPORTER`` (``OTEL_METRICS_EXPORTER``) lists where metrics go:
+
+* ``prometheus`` (default): pulled from the authenticated metrics view, merged over the
+  workers of the server. Never upstream's unauthenticated port-9464 server.
+* ``otlp``, ``console`` or any ``opentelemetry_metrics_exporter`` entry point: pushed by a
+  ``PeriodicExportingMetricReader(exporter)`` built without arguments (so
+  ``OTEL_METRIC_EXPORT_INTERVAL``/``_TIMEOUT`` and every ``OTEL_EXPORTER_OTLP_[METRICS_]*``
+  variable apply), with the in-place histograms added (``push.py``). An entry point that is
+  a ``MetricReader`` is registered as it is (it sees the SDK's metrics only).
+* ``none``: no metrics at all.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.sdk.resources import Resource
 
 from ..config import Config
+from ..export import Notes, build, choose
 from . import cardinality, multiprocess
 from .pipeline import Pipeline
 from .reader import ScrapeReader
 
 logger = logging.getLogger("otel_django.metrics")
 
-# Deprecated duplicates of metrics otel_django emits under their stable names.
-DROPPED_INSTRUMENTS = ("db.client.connections.usage",)
+# Deprecated duplicates of metrics otel_django emits under their stable names; and the SDK
+# instruments of other instrumentations (DB-API ones record db.client.operation.duration for
+# SQLAlchemy's statements) named like otel_django's in-place histograms, which already count
+# the same operations: two definitions of one name would clash on the metrics view.
+DROPPED_INSTRUMENTS = (
+    "db.client.connections.usage",
+    "db.client.operation.duration",
+    "http.server.request.duration",
+    "http.server.request.body.size",
+    "http.server.response.body.size",
+)
 
 _pipeline: Pipeline | None = None
 
 
-def build_meter_provider(config: Config, resource: Resource) -> MeterProvider:
+def _pulled() -> None:
+    """``prometheus``: the metrics view, fed by the scrape reader every provider has."""
+    return None
+
+
+def _console() -> Any:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+    return ConsoleMetricExporter(out=sys.stderr)  # stdout carries the JSON log lines
+
+
+def push_readers(config: Config, resource: Resource, notes: Notes) -> list[MetricReader]:
+    """A reader per configured exporter other than ``prometheus``."""
+    readers: list[MetricReader] = []
+    own: dict[str, Callable[[], Any]] = {"prometheus": _pulled, "console": _console}
+    for choice in choose("metrics", config.metrics_exporter, os.environ, notes, own):
+        built = build(choice, "metrics", notes)
+        if built is None:
+            continue
+        if isinstance(built, MetricReader):
+            readers.append(built)
+        else:
+            from .push import PushExporter
+
+            readers.append(PeriodicExportingMetricReader(PushExporter(built, pipeline, resource)))
+    return readers
+
+
+def build_meter_provider(
+    config: Config, resource: Resource, notes: Notes | None = None
+) -> MeterProvider:
     global _pipeline
+    notes = notes or Notes()
     cardinality.install(config.metrics_cardinality_limit)
     reader = ScrapeReader()
     views = [
@@ -33,11 +90,17 @@ def build_meter_provider(config: Config, resource: Resource) -> MeterProvider:
     exemplar_filter = (
         None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
     )
-    provider = MeterProvider(
-        resource=resource, metric_readers=[reader], views=views, exemplar_filter=exemplar_filter
-    )
     pipeline = Pipeline(reader, config.metrics_cardinality_limit)
-    if multiprocess.wanted(config.metrics_multiprocess_dir, config.prefork):
+    _pipeline = pipeline
+    provider = MeterProvider(
+        resource=resource,
+        metric_readers=[reader, *push_readers(config, resource, notes)],
+        views=views,
+        exemplar_filter=exemplar_filter,
+    )
+    if config.metrics_pulled and multiprocess.wanted(
+        config.metrics_multiprocess_dir, config.prefork
+    ):
         directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
         multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)
         try:
@@ -48,7 +111,6 @@ def build_meter_provider(config: Config, resource: Resource) -> MeterProvider:
                 "each scrape shows only the worker that answers it",
                 exc,
             )
-    _pipeline = pipeline
     return provider
 
 

@@ -79,8 +79,8 @@ def _unauthorized() -> HttpResponse:
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponseBase:
     config = get_config()
-    if not config.metrics_enabled:
-        return HttpResponseNotFound("metrics are disabled\n", content_type="text/plain")
+    if not config.metrics_pulled:  # METRICS_ENABLED=false, OTEL_METRICS_EXPORTER without prometheus
+        return HttpResponseNotFound("metrics are not served here\n", content_type="text/plain")
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     meta = request.META

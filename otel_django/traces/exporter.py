@@ -1,34 +1,48 @@
-"""OTLP/HTTP span export, guarded against a Collector that is away (see ``otel_django.export``)."""
+"""Span export: the class behind ``otlp`` over HTTP, and the guard around every exporter.
+
+The guard (``otel_django.export``) wraps whatever exporter the environment chose, so a
+Collector that is away costs one warning and bounded retries, never a blocked request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..export import ExportGuard
+from ..export import OTLP_CLASSES, ExportGuard, Signal
+
+# The class built for OTEL_TRACES_EXPORTER=otlp over http/protobuf (and otlp_proto_http), as
+# ``module:attribute``: any OTLPSpanExporter with the same no-argument constructor, reading
+# the same variables. Imported only when spans are exported that way.
+OTLP_HTTP_SPAN_EXPORTER = "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter"
+
+SPAN_EXPORTER_CLASSES: Mapping[tuple[Signal, str], str] = {
+    **OTLP_CLASSES,
+    ("traces", "otlp_proto_http"): OTLP_HTTP_SPAN_EXPORTER,
+}
 
 
-class GuardedOTLPSpanExporter(SpanExporter):
-    def __init__(self, endpoint: str, timeout_s: float = 5.0) -> None:
-        self.endpoint = endpoint.rstrip("/") + "/v1/traces"
-        self._exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=timeout_s)
-        self._guard = ExportGuard(
-            "span", "spans", self.endpoint,
-            sdk_logger="opentelemetry.exporter.otlp.proto.http.trace_exporter",
-            unaffected="The application is not affected.",
-        )  # fmt: skip
+class GuardedSpanExporter(SpanExporter):
+    """Any span exporter, behind the guard."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self._guard = ExportGuard("span", "spans", exporter, "The application is not affected.")
+
+    @property
+    def endpoint(self) -> str:
+        return self._guard.endpoint
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         sent = self._guard.export(
-            spans, lambda batch: self._exporter.export(batch) is SpanExportResult.SUCCESS
+            spans, lambda batch: self.exporter.export(batch) is SpanExportResult.SUCCESS
         )
         return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
-        self._exporter.shutdown()  # type: ignore[no-untyped-call]
+        self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
+        return self.exporter.force_flush(timeout_millis)

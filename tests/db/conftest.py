@@ -66,8 +66,12 @@ def logs() -> Iterator[list[dict[str, Any]]]:
 
 @pytest.fixture
 def without_observer() -> Callable[[str], Any]:
-    """A context manager removing otel_django's wrapper from one alias's connection."""
+    """A context manager removing otel_django's wrapper from one alias's connection (and,
+    as without otel_django, tracing nothing: the DB-API instrumentations installed for the
+    tests are suppressed)."""
     import contextlib
+
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     @contextlib.contextmanager
     def remove(alias: str) -> Iterator[None]:
@@ -76,7 +80,8 @@ def without_observer() -> Callable[[str], Any]:
         wrapper = observer()
         connection.execute_wrappers.remove(wrapper)
         try:
-            yield
+            with suppress_instrumentation():
+                yield
         finally:
             connection.execute_wrappers.insert(0, wrapper)
 

@@ -22,17 +22,17 @@ pytestmark = pytest.mark.smoke
 
 def test_defaults_with_nothing_set() -> None:
     config = load_config({}, {})
-    assert config.traces_exporter == "otlp"
-    assert config.otlp_endpoint == "http://localhost:4318"
+    assert config.traces_exporter == ("otlp",)
+    assert config.metrics_exporter == ("prometheus",)
+    assert config.logs_exporter == ()
     assert config.traces_sampler == "parentbased_traceidratio"
     assert config.traces_sampler_arg == 1.0
     assert config.metrics_password is None
     assert config.slow_query_ms == 100.0
     assert config.n_plus_one_threshold == 5
     assert config.request_id_header == "X-Request-ID"
-    assert config.excluded_urls_regex is not None
-    assert config.excluded_urls_regex.search("/metrics")
-    assert not config.excluded_urls_regex.search("/products/")
+    assert config.excluded_urls == ()  # otel_django's own views are skipped by view
+    assert config.warnings == ()
 
 
 def test_precedence_standard_env_then_prefixed_env_then_settings_then_default() -> None:
@@ -41,7 +41,7 @@ def test_precedence_standard_env_then_prefixed_env_then_settings_then_default() 
     assert (config.service_name, config.slow_query_ms, config.traces_exporter) == (
         "from-settings",
         250.0,
-        "none",
+        (),
     )
     assert config.from_settings == {"SERVICE_NAME", "SLOW_QUERY_MS", "TRACES_EXPORTER"}
 
@@ -52,8 +52,58 @@ def test_precedence_standard_env_then_prefixed_env_then_settings_then_default() 
     env["OTEL_SERVICE_NAME"] = "from-standard-env"
     env["OTEL_TRACES_EXPORTER"] = "console"
     config = load_config(env, settings)
-    assert (config.service_name, config.traces_exporter) == ("from-standard-env", "console")
+    assert (config.service_name, config.traces_exporter) == ("from-standard-env", ("console",))
     assert config.from_settings == frozenset()
+
+
+def test_service_name_precedence_follows_the_standard_variables() -> None:
+    settings = {"SERVICE_NAME": "from-settings"}
+    attributes = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod,service.name=ra"}
+    assert load_config({}, settings).service_name == "from-settings"
+    assert load_config(attributes, settings).service_name == "ra"
+    assert load_config(
+        {**attributes, "OTEL_DJANGO_SERVICE_NAME": "own"}, settings
+    ).service_name == ("ra")
+    both = {**attributes, "OTEL_SERVICE_NAME": "sn"}
+    assert load_config(both, settings).service_name == "sn"
+
+
+def test_exporter_lists_parse_as_the_sdk_reads_them() -> None:
+    config = load_config(
+        {"OTEL_TRACES_EXPORTER": "otlp, console", "OTEL_METRICS_EXPORTER": "otlp,prometheus"}, {}
+    )
+    assert config.traces_exporter == ("otlp", "console")
+    assert config.metrics_exporter == ("otlp", "prometheus")
+    config = load_config({"OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "console"}, {})
+    assert config.metrics_exporter == () and not config.metrics_on
+    assert config.logs_exporter == ("console",) and not config.logs_exported
+    assert load_config({}, {"LOGS_EXPORTER": ["otlp"]}).logs_exported
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"OTEL_TRACES_SAMPLER_ARG": "2.5"}, "OTEL_TRACES_SAMPLER_ARG"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "lots"}, "OTEL_TRACES_SAMPLER_ARG"),
+        ({"OTEL_TRACES_EXPORTER": "otlp,none"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED"),
+        ({"OTEL_PYTHON_DJANGO_EXCLUDED_URLS": "("}, "OTEL_PYTHON_DJANGO_EXCLUDED_URLS"),
+    ],
+)
+def test_a_standard_variable_otel_django_cannot_use_is_a_warning_and_ignored(
+    environ: dict[str, str], variable: str
+) -> None:
+    default = load_config({}, {})
+    config = load_config(environ, {})
+    (warning,) = config.warnings
+    assert warning.startswith(variable)
+    field = {
+        "OTEL_TRACES_SAMPLER_ARG": "traces_sampler_arg",
+        "OTEL_TRACES_EXPORTER": "traces_exporter",
+        "OTEL_SDK_DISABLED": "sdk_disabled",
+        "OTEL_PYTHON_DJANGO_EXCLUDED_URLS": "excluded_urls",
+    }[variable]
+    assert getattr(config, field) == getattr(default, field)
 
 
 def test_blank_environment_values_count_as_unset() -> None:
@@ -74,18 +124,24 @@ def test_lists_and_networks_parse_from_env_and_settings() -> None:
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
     )
-    config = load_config({}, {"EXCLUDED_URLS": [r"^/internal/"]})
-    assert config.excluded_urls == (r"^/internal/",)
+    config = load_config({}, {"EXCLUDED_URLS": [r"/internal/"]})
+    assert config.excluded_urls == (r"/internal/",)
+    environ = {"OTEL_PYTHON_EXCLUDED_URLS": "generic", "OTEL_DJANGO_EXCLUDED_URLS": "own"}
+    assert load_config(environ, {}).excluded_urls == ("generic",)
+    environ["OTEL_PYTHON_DJANGO_EXCLUDED_URLS"] = "django"
+    assert load_config(environ, {}).excluded_urls == ("django",)
 
 
 @pytest.mark.parametrize(
     ("environ", "settings", "named"),
     [
-        ({"OTEL_TRACES_SAMPLER_ARG": "2.5"}, {}, "OTEL_TRACES_SAMPLER_ARG"),
+        ({"OTEL_DJANGO_TRACES_SAMPLER_ARG": "2.5"}, {}, "OTEL_DJANGO_TRACES_SAMPLER_ARG"),
         ({}, {"TRACES_SAMPLER_ARG": 2.5}, "TRACES_SAMPLER_ARG"),
         ({"OTEL_DJANGO_SLOW_QUERY_MS": "-1"}, {}, "SLOW_QUERY_MS"),
         ({}, {"SLOW_QUERY_MS": "fast"}, "SLOW_QUERY_MS"),
-        ({"OTEL_TRACES_EXPORTER": "zipkin"}, {}, "OTEL_TRACES_EXPORTER"),
+        ({}, {"TRACES_EXPORTER": "otlp;console"}, "TRACES_EXPORTER"),
+        ({}, {"REQUEST_HOOK": "no_such_module_4471.hook"}, "REQUEST_HOOK"),
+        ({}, {"RESPONSE_HOOK": 42}, "RESPONSE_HOOK"),
         ({}, {"N_PLUS_ONE_THRESHOLD": 1}, "N_PLUS_ONE_THRESHOLD"),
         ({}, {"N_PLUS_ONE_THRESHOLD": 5.5}, "N_PLUS_ONE_THRESHOLD"),
         ({}, {"METRICS_ENABLED": "maybe"}, "METRICS_ENABLED"),
@@ -106,7 +162,7 @@ def test_invalid_values_raise_an_error_naming_the_setting(
 def test_every_setting_has_a_doc_and_a_config_field() -> None:
     from otel_django.config import Config
 
-    fields = set(Config.__dataclass_fields__) - {"from_settings"}
+    fields = set(Config.__dataclass_fields__) - {"from_settings", "warnings"}
     assert {s.name.lower() for s in SETTINGS} == fields
     assert all(s.doc for s in SETTINGS)
 
@@ -135,29 +191,94 @@ def test_system_check_reports_invalid_settings() -> None:
 def test_system_check_warns_when_metrics_have_no_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with override_settings(OTEL_DJANGO={}):
+    with override_settings(OTEL_DJANGO={"TELEMETRY_IN_TESTS": True}):
         call_command("check")
     assert "otel_django.W101" in capsys.readouterr().err
+    # In a test run of a project that does not assert on telemetry: no deployment advice.
+    with override_settings(OTEL_DJANGO={}):
+        call_command("check")
+    assert "otel_django" not in capsys.readouterr().err
 
 
-def test_startup_fails_with_a_message_naming_the_setting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("OTEL_DJANGO_SLOW_QUERY_MS", "-1", "OTEL_DJANGO_SLOW_QUERY_MS"),
+        ("CONTRACT_OTEL_DJANGO", '{"N_PLUS_ONE_THRESHOLD": "many"}', "N_PLUS_ONE_THRESHOLD"),
+    ],
+)
+def test_a_bad_value_never_crashes_startup_and_check_reports_e001(
+    tmp_path: Path, variable: str, value: str, named: str
+) -> None:
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "DJANGO_SETTINGS_MODULE": "tests.contract.server_settings",
+        "PYTHONPATH": str(ROOT),
         "DEMO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
-        "OTEL_TRACES_SAMPLER_ARG": "2.5",
+        variable: value,
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT / "examples" / "demo",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=ROOT / "examples" / "demo",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    check = run("manage.py", "check")
+    assert check.returncode != 0
+    assert "otel_django.E001" in check.stderr and named in check.stderr
+    assert "Traceback" not in check.stderr + check.stdout
+    # The application itself (what a WSGI server runs) starts and serves, without telemetry,
+    # after one line naming the setting.
+    serve = run(
+        "-c",
+        "import django; django.setup(); from django.test import Client; "
+        "r = Client().get('/ops/healthz'); print(r.status_code, 'X-Request-ID' in r.headers)",
     )
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    assert "OTEL_TRACES_SAMPLER_ARG" in result.stderr
+    assert serve.returncode == 0, serve.stderr
+    assert serve.stdout.split() == ["200", "False"]  # served, and otel_django's middleware off
+    assert "Traceback" not in serve.stderr
+    (line,) = [x for x in serve.stderr.splitlines() if "otel_django" in x]
+    assert named in line and "without telemetry" in line
+
+
+def test_readme_lists_every_otel_variable_the_code_reads() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- otel-variables:start -->", "<!-- otel-variables:end -->"
+    table = readme.partition(start)[2].partition(end)[0]
+    assert table.strip(), "the README has no OpenTelemetry variables table"
+    names = set()
+    for path in (ROOT / "otel_django").rglob("*.py"):
+        names |= set(re.findall(r"[\"'](OTEL_[A-Z0-9_]+)[\"']", path.read_text()))
+    for setting in SETTINGS:
+        names |= {name for name in setting.env if name.startswith("OTEL_")}
+    names = {n for n in names if not n.startswith("OTEL_DJANGO")}
+    assert {"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_PYTHON_EXCLUDED_URLS"} <= names
+    # A prefix (OTEL_BSP, passed to the batch processors' builder) is listed by its variables.
+    missing = sorted(n for n in names if f"`{n}`" not in table and f"`{n}_" not in table)
+    assert not missing, f"README's OpenTelemetry variables table misses {missing}"
+
+
+def test_system_check_warns_when_upstreams_django_middleware_is_installed_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from django.conf import settings
+
+    upstream = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+    otel = {"TELEMETRY_IN_TESTS": True, "METRICS_PASSWORD": "x"}
+    with override_settings(MIDDLEWARE=[upstream, *settings.MIDDLEWARE], OTEL_DJANGO=otel):
+        call_command("check")
+    err = capsys.readouterr().err
+    assert "otel_django.W002" in err and "two server spans" in err
+    with override_settings(OTEL_DJANGO=otel):
+        call_command("check")
+    assert "otel_django.W002" not in capsys.readouterr().err
 
 
 def test_readme_documents_every_variable_the_tests_read() -> None:

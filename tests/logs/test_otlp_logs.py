@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_django.config import Config
 from otel_django.logging import otlp
-from otel_django.logging.otlp import GuardedOTLPLogExporter, setup_log_export
+from otel_django.logging.otlp import GuardedLogExporter, setup_log_export
 from otel_django.redaction import REDACTED
 from tests.conftest import free_port
 from tests.logs.conftest import Lines
@@ -24,10 +24,13 @@ pytestmark = pytest.mark.urls("tests.logs.urls")
 
 @pytest.fixture
 def exporting(
-    otlp_receiver: OTLPReceiver, with_config: Callable[..., Config]
+    otlp_receiver: OTLPReceiver,
+    with_config: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[OTLPReceiver]:
-    config = with_config(LOGS_EXPORTER="otlp", OTLP_ENDPOINT=otlp_receiver.endpoint)
-    setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
+    config = with_config(LOGS_EXPORTER=("otlp",))
+    assert setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
     provider = otlp.get_provider()
     assert provider is not None
     try:
@@ -89,7 +92,10 @@ def test_outside_a_request_records_have_no_trace(exporting: OTLPReceiver) -> Non
 def test_an_unreachable_endpoint_drops_records_quietly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    exporter = GuardedOTLPLogExporter(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    endpoint = f"http://127.0.0.1:{free_port()}/v1/logs"
+    exporter = GuardedLogExporter(OTLPLogExporter(endpoint=endpoint, timeout=1))
     for _ in range(3):
         assert exporter.export([]).name == "FAILURE"
     warnings = [r for r in caplog.records if r.name == "otel_django.export"]
