@@ -238,8 +238,12 @@ class OtelDjangoMiddleware:
         if response is not None:
             response[self._request_id_header] = state.request_id
         response_size = _body_size(response)
+        context_token, log_tokens, scope_token = state.tokens
+        # Closed before the span ends: its N+1 events and query summary go on the span.
+        scope = insight.end_request(scope_token)
+        queries = scope.summary() if scope is not None else None
         if span.is_recording():
-            final: dict[str, str | int] = {"http.response.status_code": status}
+            final: dict[str, str | int | float] = {"http.response.status_code": status}
             if route:
                 span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
                 final["http.route"] = route
@@ -247,11 +251,11 @@ class OtelDjangoMiddleware:
                 final["http.response.body.size"] = response_size
             if error_type is not None:
                 final["error.type"] = error_type
+            if queries is not None:
+                final.update(queries)
             span.set_attributes(final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-        context_token, log_tokens, scope_token = state.tokens
-        insight.end_request(scope_token)  # adds its N+1 events to the span: before span.end()
         span.end()
         if self._metrics is not None:
             self._metrics.request_finished(
@@ -260,9 +264,13 @@ class OtelDjangoMiddleware:
                 duration_ns / 1e9,
                 _request_size(request),
                 response_size,
+                span.get_span_context(),
+                scope.queries if scope is not None else None,
             )
         if self._access_log is not None:
-            self._access_log.log(request, method, route, status, duration_ns / 1e6, response_size)
+            self._access_log.log(
+                request, method, route, status, duration_ns / 1e6, response_size, queries
+            )
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)
 

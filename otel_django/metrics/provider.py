@@ -29,14 +29,16 @@ def build_meter_provider(config: Config, resource: Resource) -> MeterProvider:
     views = [
         View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
     ]
-    # Exemplars are not exposed on /metrics; sampling them costs every measurement in a trace.
+    # otel_django's request and query histograms sample their own exemplars (aggregate.py,
+    # METRICS_EXEMPLAR_FILTER); the SDK's instruments only when OTEL_METRICS_EXEMPLAR_FILTER
+    # asks: sampling costs every measurement in a trace.
     exemplar_filter = (
         None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
     )
     provider = MeterProvider(
         resource=resource, metric_readers=[reader], views=views, exemplar_filter=exemplar_filter
     )
-    pipeline = Pipeline(reader, config.metrics_cardinality_limit)
+    pipeline = Pipeline(reader, config.metrics_cardinality_limit, config.metrics_exemplar_filter)
     if multiprocess.wanted(config.metrics_multiprocess_dir, config.prefork):
         directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
         multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("db/select-related/", views.select_related),
     path("db/prefetch-related/", views.prefetch_related),
     path("db/canary/", views.canary),
+    path("db/queries/<int:count>/", views.queries),
 ]
