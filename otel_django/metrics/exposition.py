@@ -8,6 +8,12 @@ attributes object for a series on every collection, so they are cached by identi
 A histogram point may carry exemplars, at most one per bucket: rendered in OpenMetrics only
 (the 0.0.4 text format has no place for them), and merged so that each bucket keeps the
 newest exemplar any worker had for it.
+
+Counters and histogram sums of several workers are added up exactly: each merged float is the
+correctly rounded sum of every worker's value (``math.fsum``), and the archive of exited
+workers keeps its float sums as exact partials. A float addition in another order, or a
+worker's value moving into the archive, would otherwise change a total by its last bit, up or
+down, and Prometheus reads any decrease of a counter as a reset.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import math
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,6 +64,9 @@ class Family:
     merge: str
     bounds: tuple[float, ...] = ()
     points: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # labels -> numbers whose exact sum is the series' counter value or histogram sum (the
+    # point holds it rounded): kept for merges of ALL families, see settle().
+    partials: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -218,12 +228,20 @@ def add_histogram(a: HistogramValue, b: HistogramValue) -> HistogramValue:
 
 
 def merge_into(
-    target: dict[str, Family], source: Mapping[str, Family], merges: Iterable[str], limit: int
+    target: dict[str, Family],
+    source: Mapping[str, Family],
+    merges: Iterable[str],
+    limit: int,
+    admitted: dict[str, set[str]] | None = None,
 ) -> None:
     """Adds ``source``'s families of the given merge kinds into ``target``.
 
     A family never holds more than ``limit`` series: label sets beyond it are added to the
     ``otel_metric_overflow="true"`` series, so totals stay right and memory stays bounded.
+    Which label sets keep a series of their own is first come, first kept in ``target``;
+    with ``admitted`` (family name -> label sets, updated in place) it is that record's: a
+    label set is admitted for good when first seen while its family has room, and every
+    other goes to overflow, in whatever order sources come.
     """
     wanted = frozenset(merges)
     for name, family in source.items():
@@ -243,15 +261,86 @@ def merge_into(
             continue
         points = into.points
         histogram = family.kind == HISTOGRAM
+        exact = family.merge == ALL
+        kept = admitted.setdefault(name, set()) if admitted is not None else None
+        source_partials = family.partials
+        partials = into.partials
         for key, value in family.points.items():
-            if key not in points and len(points) >= limit - 1 and key != OVERFLOW_LABELS:
-                key = OVERFLOW_LABELS
-            if key not in points:
+            if exact:
+                parts = source_partials.get(key) if source_partials else None
+            if key == OVERFLOW_LABELS:
+                pass
+            elif kept is None:
+                if key not in points and len(points) >= limit - 1:
+                    key = OVERFLOW_LABELS
+            elif key not in kept:
+                if len(kept) < limit - 1:
+                    kept.add(key)
+                else:
+                    key = OVERFLOW_LABELS
+            previous = points.get(key)
+            if previous is None:
                 points[key] = copy_histogram(value) if histogram else value
             elif histogram:
-                points[key] = add_histogram(points[key], value)
+                points[key] = add_histogram(previous, value)
             else:
-                points[key] += value
+                points[key] = previous + value
+            if exact:
+                contributions = partials.get(key)
+                if contributions is None:
+                    contributions = partials[key] = (
+                        [] if previous is None else [previous[1] if histogram else previous]
+                    )
+                if parts:
+                    contributions.extend(parts)
+                else:
+                    contributions.append(value[1] if histogram else value)
+
+
+def settle(families: Mapping[str, Family], compact: bool = False) -> None:
+    """Sets every merged float total to the correctly rounded sum of its contributions.
+
+    With ``compact``, contributions are also reduced to a few exact partials (for the
+    archive, which keeps them from one exit to the next)."""
+    for family in families.values():
+        histogram = family.kind == HISTOGRAM
+        for key, parts in family.partials.items():
+            if len(parts) < 2 or not any(isinstance(p, float) for p in parts):
+                continue
+            total = _exact_sum(parts)
+            if compact:
+                family.partials[key] = _exact_partials(parts)
+            if histogram:
+                family.points[key][1] = total
+            else:
+                family.points[key] = total
+
+
+def _exact_sum(parts: list[float]) -> float:
+    try:
+        return math.fsum(parts)
+    except (ValueError, OverflowError):  # infinities of both signs
+        return sum(parts)
+
+
+def _exact_partials(parts: list[float]) -> list[float]:
+    """Non-overlapping floats with the same exact sum (Shewchuk's algorithm, as fsum uses)."""
+    if not all(math.isfinite(p) for p in parts):
+        return [sum(parts)]
+    partials: list[float] = []
+    for x in parts:
+        kept = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            high = x + y
+            low = y - (high - x)
+            if low:
+                partials[kept] = low
+                kept += 1
+            x = high
+        partials[kept:] = [x]
+    return partials
 
 
 # -- JSON form, exchanged between the workers of one server
@@ -260,15 +349,20 @@ def merge_into(
 def to_json(
     snapshot: Snapshot, merges: Iterable[str] = (ALL, LIVE, LOCAL), merged: list[str] | None = None
 ) -> bytes:
-    """The snapshot as JSON. Exemplars are a separate top-level member, ``{family: {labels:
-    [null or [value, timestamp, trace_id, span_id], ...]}}``, which readers that predate them
-    ignore (a worker started before an upgrade under a reloaded master, say)."""
+    """The snapshot as JSON. Exemplars (``{family: {labels: [null or [value, timestamp,
+    trace_id, span_id], ...]}}``) and exact partials (``{family: {labels: [numbers]}}``) are
+    separate top-level members, which readers that predate them ignore (a worker started
+    before an upgrade, under a master that reloaded)."""
     wanted = frozenset(merges)
     families = []
     exemplars: dict[str, dict[str, list[Any]]] = {}
+    partials: dict[str, dict[str, list[float]]] = {}
     for f in snapshot.families.values():
         if f.merge not in wanted:
             continue
+        exact = {k: v for k, v in f.partials.items() if len(v) > 1 and k in f.points}
+        if exact:
+            partials[f.name] = exact
         if f.kind == HISTOGRAM:
             points: Any = {k: [v[0], v[1], list(v[2])] for k, v in f.points.items()}
             with_exemplars = {
@@ -284,6 +378,8 @@ def to_json(
     document: dict[str, object] = {"v": 1, "resource": snapshot.resource, "families": families}
     if exemplars:
         document["exemplars"] = exemplars
+    if partials:
+        document["partials"] = partials
     if merged is not None:
         document["merged"] = merged
     return json.dumps(document, separators=(",", ":")).encode()
@@ -339,6 +435,20 @@ def from_json(raw: bytes) -> Snapshot:
             if point is None:
                 raise ValueError(f"exemplars of a missing series of {name}")
             point.append(_parse_exemplars(exemplars, len(family.bounds) + 1, name))
+    raw_partials = document.get("partials", {})
+    if not isinstance(raw_partials, dict):
+        raise ValueError("malformed partials")
+    for name, by_labels in raw_partials.items():
+        family = families.get(name)
+        if family is None or not isinstance(by_labels, dict):
+            raise ValueError(f"malformed partials of {name}")
+        for key, parts in by_labels.items():
+            if key not in family.points or not (
+                isinstance(parts, list)
+                and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in parts)
+            ):
+                raise ValueError(f"malformed partials of {name}")
+            family.partials[key] = parts
     return Snapshot(families, {str(k): str(v) for k, v in resource.items()})
 
 

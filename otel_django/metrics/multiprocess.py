@@ -14,15 +14,24 @@ then on. A worker killed with SIGKILL loses what it counted after its last answe
 the only staleness. A worker that does not answer in time is counted with its last answer.
 
 One scrape at a time runs the merge, under ``flock`` on ``<dir>/.lock``; exiting workers take
-the same lock, so no snapshot is counted twice or missed. The directory is private
-(mode 0700, checked) and named after the master process, so a restarted server starts from
-zero.
+the same lock, so no snapshot is counted twice or missed.
+
+Past the cardinality limit, which label sets keep a series of their own is decided once for
+the server, in ``<dir>/admitted``: a label set first seen by a merge while its metric has
+room is admitted for good (also into the archive), any other is added to the overflow
+series, whichever worker answers and in whatever order snapshots come. The record only grows
+and is saved before the answer leaves, so no series shown once vanishes or decreases. What a
+worker folded into its own overflow series (its own limit) stays in overflow.
+
+The directory is private (mode 0700, checked) and named after the master process, so a
+restarted server starts from zero.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -36,11 +45,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .exposition import ALL, LIVE, LOCAL, Family, Snapshot, from_json, merge_into, to_json
+from .exposition import (
+    ALL,
+    LIVE,
+    LOCAL,
+    Family,
+    Snapshot,
+    from_json,
+    merge_into,
+    settle,
+    to_json,
+)
 
 logger = logging.getLogger("otel_django.metrics")
 
 ARCHIVE = "archive.json"
+ADMITTED = "admitted"  # not *.json: that is a worker's snapshot
 PEER_TIMEOUT_S = 2.0
 GATHER_TIMEOUT_S = 8.0
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
@@ -129,6 +149,8 @@ class Exchange:
         self._dir_fd: int | None = None
         self._closed = False
         self._answer_lock = threading.Lock()
+        # The admitted record as last read or written: (inode, mtime, size), record.
+        self._admitted: tuple[tuple[int, int, int], dict[str, set[str]]] | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -251,8 +273,10 @@ class Exchange:
         with self._locked(GATHER_TIMEOUT_S) as locked:
             if not locked:
                 raise TimeoutError("another scrape of this server is still merging")
+            admitted = self._load_admitted()
+            admitted_before = sum(map(len, admitted.values()))
             merged: dict[str, Family] = {}
-            merge_into(merged, local.families, (ALL, LIVE, LOCAL), self._limit)
+            merge_into(merged, local.families, (ALL, LIVE, LOCAL), self._limit, admitted)
             with self._answer_lock:
                 self._save(to_json(local, (ALL, LIVE)))
             resources = [local.resource]
@@ -276,10 +300,13 @@ class Exchange:
                 except ValueError:
                     logger.warning("metrics exchange: worker %s sent a malformed snapshot", worker)
                     continue
-                merge_into(merged, snapshot.families, (ALL, LIVE), self._limit)
+                merge_into(merged, snapshot.families, (ALL, LIVE), self._limit, admitted)
                 resources.append(snapshot.resource)
-            archive = self._update_archive(counted)
-            merge_into(merged, archive.families, (ALL,), self._limit)
+            archive = self._update_archive(counted, admitted)
+            merge_into(merged, archive.families, (ALL,), self._limit, admitted)
+            settle(merged)
+            if sum(map(len, admitted.values())) != admitted_before:
+                self._save_admitted(admitted)
         common = {
             k: v for k, v in resources[0].items() if all(r.get(k) == v for r in resources[1:])
         }
@@ -310,7 +337,50 @@ class Exchange:
         except OSError:
             return b""
 
-    def _update_archive(self, counted: set[str]) -> Snapshot:
+    def _load_admitted(self) -> dict[str, set[str]]:
+        """The server's admitted label sets per metric; read again only when the file changed."""
+        path = self.directory / ADMITTED
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            self._admitted = None
+            return {}
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if self._admitted is not None and self._admitted[0] == key:
+            return self._admitted[1]
+        try:
+            document = json.loads(path.read_bytes())
+            families = document["families"]
+            if document.get("v") != 1 or not isinstance(families, dict):
+                raise ValueError("not an admitted record")
+            admitted = {}
+            for name, labels in families.items():
+                if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                    raise ValueError("not an admitted record")
+                admitted[name] = set(labels)
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            logger.error(
+                "metrics exchange: %s is unreadable; series past the limit are admitted anew",
+                path,
+            )
+            return {}
+        self._admitted = (key, admitted)
+        return admitted
+
+    def _save_admitted(self, admitted: dict[str, set[str]]) -> None:
+        path = self.directory / ADMITTED
+        tmp = self.directory / ".admitted.tmp"
+        document = {"v": 1, "families": {k: sorted(v) for k, v in admitted.items() if v}}
+        try:
+            tmp.write_bytes(json.dumps(document, separators=(",", ":")).encode())
+            os.replace(tmp, path)
+            info = os.stat(path)
+        except OSError:
+            logger.warning("metrics exchange: cannot save %s", path, exc_info=True)
+            return
+        self._admitted = ((info.st_ino, info.st_mtime_ns, info.st_size), admitted)
+
+    def _update_archive(self, counted: set[str], admitted: dict[str, set[str]]) -> Snapshot:
         """Adds exited workers' last snapshots to the archive; returns the archive."""
         archive_path = self.directory / ARCHIVE
         archive = Snapshot({})
@@ -342,8 +412,9 @@ class Exchange:
             except ValueError:
                 logger.warning("metrics exchange: %s is malformed; left out", path)
                 continue
-            merge_into(archive.families, snapshot.families, (ALL,), self._limit)
+            merge_into(archive.families, snapshot.families, (ALL,), self._limit, admitted)
             merged_ids.add(path.stem)
+        settle(archive.families, compact=True)
         tmp = self.directory / ".archive.tmp"
         try:
             tmp.write_bytes(
@@ -389,8 +460,6 @@ class Exchange:
 
 
 def _merged_ids(raw: bytes) -> list[str]:
-    import json
-
     ids = json.loads(raw).get("merged", [])
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValueError("malformed archive")
