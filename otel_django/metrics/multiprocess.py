@@ -34,6 +34,7 @@ import fcntl
 import json
 import logging
 import os
+import selectors
 import shutil
 import socket
 import stat
@@ -61,8 +62,10 @@ logger = logging.getLogger("otel_django.metrics")
 
 ARCHIVE = "archive.json"
 ADMITTED = "admitted"  # not *.json: that is a worker's snapshot
+# Within Prometheus' default scrape timeout (10 s) with room to spare: every peer is asked at
+# once and given PEER_TIMEOUT_S in all; another merge is waited for at most GATHER_TIMEOUT_S.
 PEER_TIMEOUT_S = 2.0
-GATHER_TIMEOUT_S = 8.0
+GATHER_TIMEOUT_S = 5.0
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 _SOCKET_PATH_MAX = 100
 
@@ -70,10 +73,12 @@ _peer = threading.local()
 
 
 def answering_peer() -> bool:
-    """True while this thread collects a snapshot for another worker's scrape.
+    """True while this thread collects a snapshot for another worker's scrape (or its last,
+    on exit).
 
     Expensive gauges whose value is the same in every worker (unapplied migrations) skip
-    their work then: the scraping worker computes them once.
+    their work then: the scraping worker computes them once, and exchanged snapshots do not
+    carry them anyway.
     """
     return bool(getattr(_peer, "active", False))
 
@@ -269,7 +274,6 @@ class Exchange:
         """
         if not self._owned():
             return local
-        deadline = time.monotonic() + GATHER_TIMEOUT_S
         with self._locked(GATHER_TIMEOUT_S) as locked:
             if not locked:
                 raise TimeoutError("another scrape of this server is still merging")
@@ -281,11 +285,11 @@ class Exchange:
                 self._save(to_json(local, (ALL, LIVE)))
             resources = [local.resource]
             counted = {self.worker_id}
-            for path in sorted(self.directory.glob("*.sock")):
+            peers = [p for p in self.directory.glob("*.sock") if p.stem != self.worker_id]
+            answers = self._ask_all(peers)
+            for path in sorted(peers):
                 worker = path.stem
-                if worker == self.worker_id:
-                    continue
-                raw = self._ask(path, deadline)
+                raw = answers[path]
                 if raw is None:  # gone: its last snapshot goes to the archive below
                     with contextlib.suppress(OSError):
                         path.unlink()
@@ -312,30 +316,57 @@ class Exchange:
         }
         return Snapshot(merged, common)
 
-    def _ask(self, path: Path, deadline: float) -> bytes | None:
-        """The peer's snapshot; ``None`` if it is gone, ``b""`` if it did not answer in time."""
-        timeout = max(0.05, min(PEER_TIMEOUT_S, deadline - time.monotonic()))
+    def _ask_all(self, peers: list[Path]) -> dict[Path, bytes | None]:
+        """Every peer's snapshot, all asked at once and given ``PEER_TIMEOUT_S`` in all:
+        ``None`` for a peer that is gone, ``b""`` for one that did not answer in time."""
+        deadline = time.monotonic() + PEER_TIMEOUT_S
+        answers: dict[Path, bytes | None] = {}
+        selector = selectors.DefaultSelector()
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(timeout)
+            for path in peers:
+                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.setblocking(False)
                 try:
                     conn.connect(self._address(path.name))
+                    conn.send(b"?")
                 except (ConnectionRefusedError, FileNotFoundError):
-                    return None
-                conn.sendall(b"?")
-                chunks: list[bytes] = []
-                size = 0
-                while True:
-                    chunk = conn.recv(1 << 20)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_SNAPSHOT_BYTES:
-                        return b""
-            return b"".join(chunks)
-        except OSError:
-            return b""
+                    conn.close()
+                    answers[path] = None
+                    continue
+                except OSError:  # its backlog is full: busy
+                    conn.close()
+                    answers[path] = b""
+                    continue
+                selector.register(conn, selectors.EVENT_READ, (conn, path, []))
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                for key, _events in selector.select(remaining):
+                    conn, path, chunks = key.data
+                    try:
+                        chunk = conn.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        chunk = None
+                    if chunk:
+                        chunks.append(chunk)
+                        if sum(map(len, chunks)) <= MAX_SNAPSHOT_BYTES:
+                            continue
+                        answers[path] = b""
+                    else:
+                        answers[path] = b"".join(chunks) if chunk is not None else b""
+                    selector.unregister(conn)
+                    conn.close()
+        finally:
+            for key in list(selector.get_map().values()):
+                conn, path, _chunks = key.data
+                answers.setdefault(path, b"")  # no answer in time
+                selector.unregister(conn)
+                conn.close()
+            selector.close()
+        return answers
 
     def _load_admitted(self) -> dict[str, set[str]]:
         """The server's admitted label sets per metric; read again only when the file changed."""
@@ -441,11 +472,14 @@ class Exchange:
             return
         with self._locked(GATHER_TIMEOUT_S):
             with self._answer_lock:
+                _peer.active = True  # as for a peer: no expensive gauges, they are not saved
                 try:
                     final = self._collect()
                     self._save(to_json(final, (ALL, LIVE)))
                 except Exception:
                     logger.warning("metrics exchange: final snapshot failed", exc_info=True)
+                finally:
+                    _peer.active = False
                 self._closed = True
             server, self._server = self._server, None
             if server is not None:

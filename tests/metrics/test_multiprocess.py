@@ -342,3 +342,38 @@ def test_admitted_record_survives_a_corrupt_file(directory: Path) -> None:
         assert worker.scrape()['route="a"'] == 1  # logged, admitted anew
     finally:
         worker.exchange.close()
+
+
+def test_peers_are_asked_at_once_not_one_after_another(
+    workers: list[Worker], directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several stuck peers cost one PEER_TIMEOUT_S, not one each: all are asked before the
+    first one's time is up (asked one after another, each would wait for the previous)."""
+    monkeypatch.setattr(multiprocess, "PEER_TIMEOUT_S", 1.5)
+    asked: list[float] = []
+    listeners = []
+    for n in range(3):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(directory / f"9999{n}-stuck.sock"))
+        listener.listen(4)
+        listeners.append(listener)
+        (directory / f"9999{n}-stuck.json").write_bytes(to_json(Worker(directory, 100).snapshot()))
+
+    def stuck(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        if conn.recv(1) == b"?":
+            asked.append(time.monotonic())
+        time.sleep(2.5)  # never answers in time
+        conn.close()
+
+    threads = [threading.Thread(target=stuck, args=(listener,)) for listener in listeners]
+    for thread in threads:
+        thread.start()
+    try:
+        assert value(workers[0].scrape(), "requests_total") == 60 + 300
+        assert len(asked) == 3 and max(asked) - min(asked) < 1.5
+    finally:
+        for thread in threads:
+            thread.join()
+        for listener in listeners:
+            listener.close()
