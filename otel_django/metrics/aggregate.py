@@ -16,7 +16,7 @@ Exemplars: a measurement recorded with the span context of its span may become t
 of its bucket (one per bucket per series, the newest), as ``OTEL_METRICS_EXEMPLAR_FILTER``
 says: ``trace_based`` (the default) takes sampled spans only, ``always_on`` any valid span,
 ``always_off`` none. A measurement without a span context never makes one: an exemplar is a
-link to a trace. The ids are kept as integers and formatted only when scraped.
+link to a trace. The span context is kept as it is; its ids are formatted only when scraped.
 """
 
 from __future__ import annotations
@@ -59,14 +59,23 @@ EXEMPLAR_FILTERS = ("trace_based", "always_on", "always_off")
 _OFF, _SAMPLED, _ANY = 0, 1, 2
 _MODES = {"always_off": _OFF, "trace_based": _SAMPLED, "always_on": _ANY}
 
-# As recorded: value, time.time(), trace id, span id (formatted when scraped).
-_RawExemplar = tuple[float, float, int, int]
+# As recorded: value, time.time(), the span context (its ids are read when scraped).
+_RawExemplar = tuple[float, float, SpanContext]
 
 
 class Aggregate:
     """The cumulative series of one histogram in this process."""
 
-    __slots__ = ("__weakref__", "_exemplars", "_limit", "_lock", "_series", "family_name", "spec")
+    __slots__ = (
+        "__weakref__",
+        "_exemplars",
+        "_formatted",
+        "_limit",
+        "_lock",
+        "_series",
+        "family_name",
+        "spec",
+    )
 
     def __init__(
         self, spec: HistogramSpec, limit: int, exemplar_filter: str = "trace_based"
@@ -80,6 +89,9 @@ class Aggregate:
         self._lock = threading.Lock()
         # values -> [count, sum, bucket counts, label string, exemplars per bucket or None]
         self._series: dict[Hashable, list[Any]] = {}
+        # id(raw exemplar) -> (raw, formatted): most exemplars are the same from one scrape to
+        # the next. Only the scraping thread uses it.
+        self._formatted: dict[int, tuple[_RawExemplar, Exemplar | None]] = {}
         _aggregates.add(self)
 
     def record(
@@ -90,14 +102,13 @@ class Aggregate:
             return
         index = bisect_left(self.spec.bounds, value)
         exemplar: _RawExemplar | None = None
-        mode = self._exemplars
-        if (
-            span_context is not None
-            and mode
-            and (mode == _ANY or span_context.trace_flags & 1)
-            and span_context.is_valid
-        ):
-            exemplar = (value, time.time(), span_context.trace_id, span_context.span_id)
+        if span_context is not None:
+            mode = self._exemplars
+            if mode == _SAMPLED:
+                if span_context.trace_flags & 1:  # sampled: valid by construction
+                    exemplar = (value, time.time(), span_context)
+            elif mode == _ANY and span_context.is_valid:
+                exemplar = (value, time.time(), span_context)
         with self._lock:
             series = self._series.get(values)
             if series is None:
@@ -133,15 +144,30 @@ class Aggregate:
                 else [s[0], s[1], list(s[2]), s[4][:]]
                 for s in self._series.values()
             }
+        cache = self._formatted
+        seen = 0
         for point in points.values():
             if len(point) > 3:
-                point[3] = [None if e is None else _formatted(e) for e in point[3]]
+                exemplars = point[3]
+                for index, raw in enumerate(exemplars):
+                    if raw is None:
+                        continue
+                    seen += 1
+                    cached = cache.get(id(raw))
+                    if cached is None or cached[0] is not raw:
+                        cached = cache[id(raw)] = (raw, _formatted(raw))
+                    exemplars[index] = cached[1]
+        if len(cache) > 2 * seen + 1000:
+            self._formatted = {}
         spec = self.spec
         return Family(self.family_name, HISTOGRAM, spec.description, ALL, spec.bounds, points)
 
 
-def _formatted(raw: _RawExemplar) -> Exemplar:
-    value, timestamp, trace_id, span_id = raw
+def _formatted(raw: _RawExemplar) -> Exemplar | None:
+    value, timestamp, context = raw
+    trace_id, span_id = context.trace_id, context.span_id
+    if not trace_id or not span_id:
+        return None
     return (value, timestamp, format(trace_id, "032x"), format(span_id, "016x"))
 
 

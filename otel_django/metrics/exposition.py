@@ -484,6 +484,7 @@ class Renderer:
         self._headers: dict[tuple[str, str, str, bool], str] = {}
         self._prefixes: dict[tuple[str, str], str] = {}
         self._templates: dict[tuple[str, tuple[float, ...], str, bool], str] = {}
+        self._exemplars: dict[Exemplar, str] = {}
 
     def render(
         self,
@@ -554,11 +555,18 @@ class Renderer:
             if exemplars is None:
                 out.append(template % (*accumulate(buckets), count, sum_text))
             else:
+                texts = self._exemplars
                 cumulative = accumulate(buckets)
                 fields: list[object] = []
                 for exemplar in exemplars:
                     fields.append(next(cumulative))
-                    fields.append("" if exemplar is None else _exemplar_text(exemplar))
+                    if exemplar is None:
+                        fields.append("")
+                        continue
+                    text = texts.get(exemplar)
+                    if text is None:
+                        text = texts[exemplar] = _exemplar_text(exemplar)
+                    fields.append(text)
                 out.append(template % (*fields, count, sum_text))
 
     def _trim(self, snapshot: Snapshot) -> None:
@@ -566,6 +574,8 @@ class Renderer:
         if len(self._prefixes) + len(self._templates) > 2 * series + 1000:
             self._prefixes.clear()
             self._templates.clear()
+        if len(self._exemplars) > 16 * series + 1000:  # at most one per bucket per series
+            self._exemplars.clear()
 
 
 def _exemplar_text(exemplar: Exemplar) -> str:
