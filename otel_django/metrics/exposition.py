@@ -233,6 +233,7 @@ def merge_into(
     merges: Iterable[str],
     limit: int,
     admitted: dict[str, set[str]] | None = None,
+    exact: bool = False,
 ) -> None:
     """Adds ``source``'s families of the given merge kinds into ``target``.
 
@@ -241,7 +242,8 @@ def merge_into(
     Which label sets keep a series of their own is first come, first kept in ``target``;
     with ``admitted`` (family name -> label sets, updated in place) it is that record's: a
     label set is admitted for good when first seen while its family has room, and every
-    other goes to overflow, in whatever order sources come.
+    other goes to overflow, in whatever order sources come. With ``exact``, the values added
+    to counters and histogram sums are kept as ``partials`` for :func:`settle`.
     """
     wanted = frozenset(merges)
     for name, family in source.items():
@@ -261,12 +263,12 @@ def merge_into(
             continue
         points = into.points
         histogram = family.kind == HISTOGRAM
-        exact = family.merge == ALL
+        exact_sums = exact and family.merge == ALL
         kept = admitted.setdefault(name, set()) if admitted is not None else None
         source_partials = family.partials
         partials = into.partials
         for key, value in family.points.items():
-            if exact:
+            if exact_sums:
                 parts = source_partials.get(key) if source_partials else None
             if key == OVERFLOW_LABELS:
                 pass
@@ -285,7 +287,7 @@ def merge_into(
                 points[key] = add_histogram(previous, value)
             else:
                 points[key] = previous + value
-            if exact:
+            if exact_sums:
                 contributions = partials.get(key)
                 if contributions is None:
                     contributions = partials[key] = (

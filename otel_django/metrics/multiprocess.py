@@ -280,7 +280,9 @@ class Exchange:
             admitted = self._load_admitted()
             admitted_before = sum(map(len, admitted.values()))
             merged: dict[str, Family] = {}
-            merge_into(merged, local.families, (ALL, LIVE, LOCAL), self._limit, admitted)
+            merge_into(
+                merged, local.families, (ALL, LIVE, LOCAL), self._limit, admitted, exact=True
+            )
             with self._answer_lock:
                 self._save(to_json(local, (ALL, LIVE)))
             resources = [local.resource]
@@ -304,10 +306,12 @@ class Exchange:
                 except ValueError:
                     logger.warning("metrics exchange: worker %s sent a malformed snapshot", worker)
                     continue
-                merge_into(merged, snapshot.families, (ALL, LIVE), self._limit, admitted)
+                merge_into(
+                    merged, snapshot.families, (ALL, LIVE), self._limit, admitted, exact=True
+                )
                 resources.append(snapshot.resource)
             archive = self._update_archive(counted, admitted)
-            merge_into(merged, archive.families, (ALL,), self._limit, admitted)
+            merge_into(merged, archive.families, (ALL,), self._limit, admitted, exact=True)
             settle(merged)
             if sum(map(len, admitted.values())) != admitted_before:
                 self._save_admitted(admitted)
@@ -443,7 +447,9 @@ class Exchange:
             except ValueError:
                 logger.warning("metrics exchange: %s is malformed; left out", path)
                 continue
-            merge_into(archive.families, snapshot.families, (ALL,), self._limit, admitted)
+            merge_into(
+                archive.families, snapshot.families, (ALL,), self._limit, admitted, exact=True
+            )
             merged_ids.add(path.stem)
         settle(archive.families, compact=True)
         tmp = self.directory / ".archive.tmp"
