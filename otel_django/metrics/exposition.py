@@ -307,11 +307,16 @@ def settle(families: Mapping[str, Family], compact: bool = False) -> None:
     for family in families.values():
         histogram = family.kind == HISTOGRAM
         for key, parts in family.partials.items():
-            if len(parts) < 2 or not any(isinstance(p, float) for p in parts):
+            if len(parts) < 2:
                 continue
-            total = _exact_sum(parts)
-            if compact:
-                family.partials[key] = _exact_partials(parts)
+            if any(isinstance(p, float) for p in parts):
+                total = _exact_sum(parts)
+                if compact:
+                    family.partials[key] = _exact_partials(parts)
+            else:  # integers add up exactly
+                total = sum(parts)
+                if compact:
+                    family.partials[key] = [total]
             if histogram:
                 family.points[key][1] = total
             else:

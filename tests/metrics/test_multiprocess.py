@@ -13,6 +13,8 @@ whoever answers and after a worker's value moved into the archive.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 import threading
@@ -377,3 +379,23 @@ def test_peers_are_asked_at_once_not_one_after_another(
             thread.join()
         for listener in listeners:
             listener.close()
+
+
+def test_the_archive_stays_small_however_many_workers_exit(directory: Path) -> None:
+    scraper = LabelledWorker(directory, {"a": 1, "b": 0.5}, limit=100)
+    scraper.exchange.start()
+    try:
+        for n in range(12):  # integer totals ("a") and float ones ("b")
+            worker = LabelledWorker(directory, {"a": n + 1, "b": 0.1 * (n + 1)}, limit=100)
+            worker.exchange.start()
+            scraper.scrape()
+            worker.exchange.close()
+            scraper.scrape()
+        document = json.loads((directory / multiprocess.ARCHIVE).read_bytes())
+        kept = [p for family in document.get("partials", {}).values() for p in family.values()]
+        assert all(len(parts) <= 3 for parts in kept), kept
+        merged = scraper.exchange.gather(scraper.snapshot()).families["seconds_total"].points
+        assert merged['route="a"'] == 1 + sum(range(1, 13))
+        assert merged['route="b"'] == math.fsum([0.5, *(0.1 * (n + 1) for n in range(12))])
+    finally:
+        scraper.exchange.close()
