@@ -241,7 +241,7 @@ class OtelDjangoMiddleware:
         context_token, log_tokens, scope_token = state.tokens
         # Closed before the span ends: its N+1 events and query summary go on the span.
         scope = insight.end_request(scope_token)
-        queries = scope.summary() if scope is not None else None
+        db_summary = scope.summary() if scope is not None else None
         if span.is_recording():
             final: dict[str, str | int | float] = {"http.response.status_code": status}
             if route:
@@ -251,8 +251,8 @@ class OtelDjangoMiddleware:
                 final["http.response.body.size"] = response_size
             if error_type is not None:
                 final["error.type"] = error_type
-            if queries is not None:
-                final.update(queries)
+            if db_summary is not None:
+                final.update(db_summary)
             span.set_attributes(final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
@@ -269,7 +269,7 @@ class OtelDjangoMiddleware:
             )
         if self._access_log is not None:
             self._access_log.log(
-                request, method, route, status, duration_ns / 1e6, response_size, queries
+                request, method, route, status, duration_ns / 1e6, response_size, db_summary
             )
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)

@@ -133,7 +133,8 @@ class _Finding:
 
 
 class RequestScope:
-    """Query shapes seen in one request or task. Only its own thread of execution touches it."""
+    """Query shapes and sums of one request or task. Only its own thread of execution (and
+    the threads it hands work to, such as ``sync_to_async``) touches it."""
 
     __slots__ = ("found", "queries", "query_duration_s", "shapes", "span")
 

@@ -49,7 +49,7 @@ class AccessLog:
         status: int,
         duration_ms: float,
         response_size: int | None,
-        queries: Mapping[str, object] | None = None,
+        db_summary: Mapping[str, object] | None = None,
     ) -> None:
         path = request.path
         if len(path) > MAX_PATH_LENGTH:
@@ -64,8 +64,8 @@ class AccessLog:
             fields["url.query"] = self._redactor.query_string(query)[:MAX_PATH_LENGTH]
         fields["http.response.status_code"] = status
         fields["duration_ms"] = round(duration_ms, 3)
-        if queries is not None:
-            fields.update(queries)
+        if db_summary is not None:
+            fields.update(db_summary)
         fields["http.response.body.size"] = response_size
         fields["client.address"] = client_address(request.META, self._trust_xff)
         if self._log_user_id:
