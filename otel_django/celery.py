@@ -6,7 +6,9 @@
   (unless opentelemetry-instrumentation-celery already makes one) and binds ``request_id``,
   ``task_id`` and ``task_name`` to the log context for exactly the task's run.
 * Each task run is its own database-insight scope, as a request is: N+1 patterns are counted
-  per run and reported on the task's span.
+  per run and reported on the task's span, which also gets the run's query count and total
+  query duration (``otel_django.db.query_count``, ``otel_django.db.query_duration_ms``). An
+  eager task runs inside its caller's span: its queries count towards the caller's.
 * With otel_django's logging on, Celery leaves logging alone (a ``setup_logging`` receiver):
   task lines come out through the same JSON pipeline, and stdout is not redirected.
 """
@@ -88,15 +90,21 @@ def before_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None
 
 
 class _TaskState:
-    __slots__ = ("context_token", "log_tokens", "scope_token", "span")
+    __slots__ = ("context_token", "log_tokens", "scope_token", "span", "summary_span")
 
     def __init__(
-        self, span: trace.Span | None, context_token: object, log_tokens: Any, scope_token: Any
+        self,
+        span: trace.Span | None,
+        context_token: object,
+        log_tokens: Any,
+        scope_token: Any,
+        summary_span: trace.Span | None = None,
     ) -> None:
         self.span = span
         self.context_token = context_token
         self.log_tokens = log_tokens
         self.scope_token = scope_token
+        self.summary_span = summary_span  # the task's own span (ours or an instrumentor's)
 
 
 def task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
@@ -134,8 +142,11 @@ def task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> 
             context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         log_tokens = structlog.contextvars.bind_contextvars(**bound)
         current = trace.get_current_span()
-        scope_token = insight.begin_request(current if current.is_recording() else None)
-        setattr(request, _STATE, _TaskState(span, context_token, log_tokens, scope_token))
+        recording = current if current.is_recording() else None
+        scope_token = insight.begin_request(recording)
+        summary_span = span if span is not None else None if request.is_eager else recording
+        state = _TaskState(span, context_token, log_tokens, scope_token, summary_span)
+        setattr(request, _STATE, state)
     except Exception:
         logger.debug("could not set up the task's trace and log context", exc_info=True)
 
@@ -157,7 +168,10 @@ def task_postrun(task: Any = None, **kwargs: Any) -> None:
         return
     try:
         setattr(request, _STATE, None)
-        insight.end_request(state.scope_token)  # reports N+1 on the span, so before it ends
+        scope = insight.end_request(state.scope_token)  # N+1 and summary: before the span ends
+        target = state.summary_span
+        if scope is not None and target is not None and target.is_recording():
+            target.set_attributes(scope.summary())
         if state.span is not None:
             state.span.end()
         structlog.contextvars.reset_contextvars(**state.log_tokens)

@@ -426,6 +426,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Distinct attribute sets kept per metric; further ones are counted under "
         "`otel.metric.overflow=true`.",
     ),
+    Setting(
+        "METRICS_EXEMPLAR_FILTER",
+        _choice("trace_based", "always_on", "always_off"),
+        "trace_based",
+        "Which measurements of the request and query histograms become exemplars on "
+        "/metrics (OpenMetrics only): `trace_based`, those of sampled spans; `always_on`, "
+        "of any span; `always_off`, none.",
+        env=("OTEL_METRICS_EXEMPLAR_FILTER",),
+    ),
     # -- database insight
     Setting(
         "SLOW_QUERY_MS", _float_range(0.0), 100.0, "Queries at least this long are marked slow."
@@ -564,6 +573,7 @@ class Config:
     trust_x_forwarded_for: bool
     metrics_multiprocess_dir: str | None
     metrics_cardinality_limit: int
+    metrics_exemplar_filter: str
     slow_query_ms: float
     n_plus_one_threshold: int
     explain_enabled: bool

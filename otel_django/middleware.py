@@ -338,8 +338,12 @@ class OtelDjangoMiddleware:
         if response is not None:
             response[self._request_id_header] = state.request_id
         response_size = _body_size(response)
+        context_token, log_tokens, scope_token = state.tokens
+        # Closed before the span ends: its N+1 events and query summary go on the span.
+        scope = insight.end_request(scope_token)
+        db_summary = scope.summary() if scope is not None else None
         if span.is_recording():
-            final: dict[str, str | int] = {"http.response.status_code": status}
+            final: dict[str, str | int | float] = {"http.response.status_code": status}
             if route:
                 span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
                 final["http.route"] = route
@@ -347,6 +351,8 @@ class OtelDjangoMiddleware:
                 final["http.response.body.size"] = response_size
             if error_type is not None:
                 final["error.type"] = error_type
+            if db_summary is not None:
+                final.update(db_summary)
             span.set_attributes(final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
@@ -361,8 +367,6 @@ class OtelDjangoMiddleware:
                 )
         if self._response_hook is not None and response is not None:
             _call_hook("response_hook", self._response_hook, span, request, response)
-        context_token, log_tokens, scope_token = state.tokens
-        insight.end_request(scope_token)  # adds its N+1 events to the span: before span.end()
         span.end()
         if self._metrics is not None:
             self._metrics.request_finished(
@@ -371,9 +375,13 @@ class OtelDjangoMiddleware:
                 duration_ns / 1e9,
                 _request_size(request),
                 response_size,
+                span.get_span_context(),
+                scope.queries if scope is not None else None,
             )
         if self._access_log is not None:
-            self._access_log.log(request, method, route, status, duration_ns / 1e6, response_size)
+            self._access_log.log(
+                request, method, route, status, duration_ns / 1e6, response_size, db_summary
+            )
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)
 

@@ -7,6 +7,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from tests.conftest import free_port, prometheus_tool
 
 
 class PrometheusServer:
-    """``prometheus`` on a free loopback port; its data and log go under ``directory``."""
+    """``prometheus`` on a free loopback port; its data and log go under ``directory``.
 
-    def __init__(self, config: Path, directory: Path) -> None:
+    ``features``: ``--enable-feature`` values, e.g. ``["exemplar-storage"]``."""
+
+    def __init__(self, config: Path, directory: Path, features: Sequence[str] = ()) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self._log = (directory / "prometheus.log").open("wb")
@@ -27,6 +30,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={directory / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--storage.tsdb.retention.time=1h",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

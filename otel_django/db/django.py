@@ -4,8 +4,9 @@ A wrapper is added to each connection when it is created (``connection_created``
 query any code runs through the ORM or ``connection.cursor()`` passes through it. DB-API
 instrumentations (opentelemetry-instrumentation-sqlite3, -psycopg ...) are suppressed inside
 it, the standard way (``suppress_instrumentation``): one span per query, never two. Per query it
-costs a cached description of the SQL (``db/sql.py``), one span, one histogram point and one
-dict increment for N+1 counting; slow queries get more (``db/insight.py``).
+costs a cached description of the SQL (``db/sql.py``), one span, one histogram point (with the
+span as its bucket's exemplar when sampled) and one dict increment for N+1 counting, plus the
+scope's query count and duration; slow queries get more (``db/insight.py``).
 """
 
 from __future__ import annotations
@@ -200,15 +201,15 @@ class QueryObserver:
         insight = self.insight
         if error is not None:
             metric_values = self._record_error(span, error, metric_values)
-        elif insight is not None:
-            insight.count(description, system)
-            if duration >= insight.slow_s:
+        if insight is not None:
+            insight.count(description, system, duration, failed=error is not None)
+            if error is None and duration >= insight.slow_s:
                 end_time = time.time_ns()  # the span ends with the query, not after this work
                 explain = _explainer(connection, sql, params) if not many else None
                 insight.slow_query(span, description, system, duration, explain)
         span.end(end_time)
         if self._duration is not None:
-            self._duration.record(duration, metric_values)
+            self._duration.record(duration, metric_values, span.get_span_context())
 
     @staticmethod
     def _record_error(

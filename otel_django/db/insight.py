@@ -8,6 +8,12 @@ slow query or once per N+1 pattern.
 A scope (one HTTP request, one Celery task) collects query shapes. The N+1 patterns it found
 are reported when it ends, with their final counts: one ``n_plus_one`` event on the scope's
 span, one warning log line and one counter increment per pattern.
+
+A scope also sums up its queries, failed ones included: how many ran and how long they took
+(``queries``, ``query_duration_s``), which the middleware puts on the server span, the
+access-log line and ``otel_django.db.queries_per_request``, and the Celery hooks on the task's
+span. A scope opened inside another (an eager task in a request) adds its sums to the outer
+one when it ends.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ SLOW = "otel_django.db.slow"
 DURATION_MS = "otel_django.db.duration_ms"
 EXPLAIN = "otel_django.db.explain"
 COUNT = "otel_django.db.count"
+QUERY_COUNT = "otel_django.db.query_count"  # queries of one request or task
+QUERY_DURATION_MS = "otel_django.db.query_duration_ms"  # their total duration
 SLOW_QUERY_EVENT = "slow_query"
 N_PLUS_ONE_EVENT = "n_plus_one"
 
@@ -154,14 +162,24 @@ class _Finding:
 
 
 class RequestScope:
-    """Query shapes seen in one request or task. Only its own thread of execution touches it."""
+    """Query shapes and sums of one request or task. Only its own thread of execution (and
+    the threads it hands work to, such as ``sync_to_async``) touches it."""
 
-    __slots__ = ("found", "shapes", "span")
+    __slots__ = ("found", "queries", "query_duration_s", "shapes", "span")
 
     def __init__(self, span: Span | None) -> None:
         self.span = span
         self.shapes: dict[str, int] = {}
         self.found: dict[str, _Finding] = {}
+        self.queries = 0
+        self.query_duration_s = 0.0
+
+    def summary(self) -> dict[str, int | float]:
+        """The scope's query count and total duration, as span attributes / log fields."""
+        return {
+            QUERY_COUNT: self.queries,
+            QUERY_DURATION_MS: round(self.query_duration_s * 1000.0, 3),
+        }
 
 
 _scope: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
@@ -174,15 +192,25 @@ def begin_request(span: Span | None) -> contextvars.Token[RequestScope | None]:
     return _scope.set(RequestScope(span))
 
 
-def end_request(token: contextvars.Token[RequestScope | None]) -> None:
-    """Closes the scope and reports its N+1 patterns. Call it before ending the scope's span."""
+def end_request(token: contextvars.Token[RequestScope | None]) -> RequestScope | None:
+    """Closes the scope and reports its N+1 patterns. Call it before ending the scope's span.
+
+    Returns the scope closed, for its summary; its sums are added to the scope it was opened in.
+    """
     scope = _scope.get()
     try:
         _scope.reset(token)
     except (ValueError, RuntimeError):  # a token of another context, or used twice
         logger.debug("query scope closed out of order", exc_info=True)
-    if scope is not None and scope.found and _insight is not None:
-        _insight.report_n_plus_one(scope)
+        return scope
+    if scope is not None:
+        outer = _scope.get()
+        if outer is not None and outer is not scope:
+            outer.queries += scope.queries
+            outer.query_duration_s += scope.query_duration_s
+        if scope.found and _insight is not None:
+            _insight.report_n_plus_one(scope)
+    return scope
 
 
 def current_scope() -> RequestScope | None:
@@ -288,10 +316,21 @@ class Insight:
 
     # -- every query
 
-    def count(self, description: QueryDescription, system: str) -> None:
-        """Counts the query's shape in the current scope; notes an N+1 pattern at the threshold."""
+    def count(
+        self,
+        description: QueryDescription,
+        system: str,
+        duration_s: float = 0.0,
+        failed: bool = False,
+    ) -> None:
+        """Adds the query to the current scope's summary and, unless it failed, counts its
+        shape; notes an N+1 pattern at the threshold."""
         scope = _scope.get()
         if scope is None:
+            return
+        scope.queries += 1
+        scope.query_duration_s += duration_s
+        if failed:
             return
         shapes = scope.shapes
         key = description.text

@@ -131,14 +131,14 @@ class _Hooks:
             dialect = conn.dialect.name
             system = SYSTEMS.get(dialect, dialect)
             description = describe(statement, self.max_length, dialect)
-            self.record_duration(duration, description, system, None)
             span: Span | None = getattr(context, _SPAN, None)
+            self.record_duration(duration, description, system, None, span)
             if span is not None and span.is_recording():
                 self.set_attributes(span, description, system, statement)
                 if self.record_parameters and not executemany and parameters:
                     span.set_attributes(parameter_attributes(parameters, self.redactor))
             insight = self.insight
-            insight.count(description, system)
+            insight.count(description, system, duration or 0.0)
             if duration is not None and duration >= insight.slow_s:
                 end_time = time.time_ns()
                 explain = None
@@ -161,9 +161,11 @@ class _Hooks:
             dialect = exception_context.engine.dialect.name if exception_context.engine else ""
             error_type = qualified_name(type(exception_context.original_exception))
             description = describe(statement, self.max_length, dialect) if statement else None
-            self.record_duration(
-                _elapsed(context), description, SYSTEMS.get(dialect, dialect), error_type
-            )
+            duration = _elapsed(context)
+            system = SYSTEMS.get(dialect, dialect)
+            self.record_duration(duration, description, system, error_type, span)
+            if description is not None:
+                self.insight.count(description, system, duration or 0.0, failed=True)
             if span.is_recording():
                 if description is not None:
                     self.set_attributes(span, description, SYSTEMS.get(dialect, dialect), statement)
@@ -180,10 +182,14 @@ class _Hooks:
         description: QueryDescription | None,
         system: str,
         error_type: str | None,
+        span: Span | None = None,
     ) -> None:
         if self.duration is None or duration is None:
             return
-        self.duration.record(duration, duration_values(system, description, error_type))
+        span_context = span.get_span_context() if span is not None else None
+        self.duration.record(
+            duration, duration_values(system, description, error_type), span_context
+        )
 
 
 def _elapsed(context: Any) -> float | None:

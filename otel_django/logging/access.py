@@ -2,14 +2,17 @@
 
 Keys: ``http.request.method``, ``http.route`` (the template, ``None`` when nothing matched),
 ``url.path``, ``url.query`` (sensitive values redacted; only when there is a query),
-``http.response.status_code``, ``duration_ms``, ``http.response.body.size`` (``None`` when
-streamed), ``client.address`` and, with ``LOG_USER_ID``, ``user.id``. Level: ``warning`` from
+``http.response.status_code``, ``duration_ms``, ``otel_django.db.query_count`` and
+``otel_django.db.query_duration_ms`` (the request's database queries: how many, how long in
+total), ``http.response.body.size`` (``None`` when streamed), ``client.address`` and, with
+``LOG_USER_ID``, ``user.id``. Level: ``warning`` from
 ``SLOW_REQUEST_MS`` on (event ``slow request``), ``error`` for 5xx, else ``info``.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 import structlog
 from django.http import HttpRequest
@@ -46,6 +49,7 @@ class AccessLog:
         status: int,
         duration_ms: float,
         response_size: int | None,
+        db_summary: Mapping[str, object] | None = None,
     ) -> None:
         path = request.path
         if len(path) > MAX_PATH_LENGTH:
@@ -60,6 +64,8 @@ class AccessLog:
             fields["url.query"] = self._redactor.query_string(query)[:MAX_PATH_LENGTH]
         fields["http.response.status_code"] = status
         fields["duration_ms"] = round(duration_ms, 3)
+        if db_summary is not None:
+            fields.update(db_summary)
         fields["http.response.body.size"] = response_size
         fields["client.address"] = client_address(request.META, self._trust_xff)
         if self._log_user_id:

@@ -11,19 +11,28 @@ rendered like any other histogram.
 A histogram holds at most ``limit`` series: beyond that, measurements with new attribute
 values go to the ``otel.metric.overflow`` series, as the SDK's streams do
 (``cardinality.py``).
+
+Exemplars: a measurement recorded with the span context of its span may become the exemplar
+of its bucket (one per bucket per series, the newest), as ``OTEL_METRICS_EXEMPLAR_FILTER``
+says: ``trace_based`` (the default) takes sampled spans only, ``always_on`` any valid span,
+``always_off`` none. A measurement without a span context never makes one: an exemplar is a
+link to a trace. The span context is kept as it is; its ids are formatted only when scraped.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from .exposition import ALL, HISTOGRAM, OVERFLOW_LABELS, Family
+from opentelemetry.trace import SpanContext
+
+from .exposition import ALL, HISTOGRAM, OVERFLOW_LABELS, Exemplar, Family
 from .naming import label_string, metric_name
 
 AttributeValues = tuple[Any, ...]  # one value per attribute name, None where absent
@@ -46,25 +55,60 @@ class HistogramSpec:
 
 _OVERFLOW: Hashable = object()
 
+EXEMPLAR_FILTERS = ("trace_based", "always_on", "always_off")
+_OFF, _SAMPLED, _ANY = 0, 1, 2
+_MODES = {"always_off": _OFF, "trace_based": _SAMPLED, "always_on": _ANY}
+
+# As recorded: value, time.time(), the span context (its ids are read when scraped).
+_RawExemplar = tuple[float, float, SpanContext]
+
 
 class Aggregate:
     """The cumulative series of one histogram in this process."""
 
-    __slots__ = ("__weakref__", "_limit", "_lock", "_series", "family_name", "spec")
+    __slots__ = (
+        "__weakref__",
+        "_exemplars",
+        "_formatted",
+        "_limit",
+        "_lock",
+        "_series",
+        "family_name",
+        "spec",
+    )
 
-    def __init__(self, spec: HistogramSpec, limit: int) -> None:
+    def __init__(
+        self, spec: HistogramSpec, limit: int, exemplar_filter: str = "trace_based"
+    ) -> None:
+        if exemplar_filter not in _MODES:
+            raise ValueError(f"exemplar filter must be one of {', '.join(EXEMPLAR_FILTERS)}")
         self.spec = spec
         self.family_name = metric_name(spec.name, spec.unit, False)
         self._limit = limit
+        self._exemplars = _MODES[exemplar_filter]
         self._lock = threading.Lock()
-        # values -> [count, sum, bucket counts, label string]
+        # values -> [count, sum, bucket counts, label string, exemplars per bucket or None]
         self._series: dict[Hashable, list[Any]] = {}
+        # id(raw exemplar) -> (raw, formatted): most exemplars are the same from one scrape to
+        # the next. Only the scraping thread uses it.
+        self._formatted: dict[int, tuple[_RawExemplar, Exemplar | None]] = {}
         _aggregates.add(self)
 
-    def record(self, value: float, values: AttributeValues) -> None:
+    def record(
+        self, value: float, values: AttributeValues, span_context: SpanContext | None = None
+    ) -> None:
+        """``span_context``: of the span this measurement belongs to, for its exemplar."""
         if not value >= 0:  # as the SDK does, negative values (and NaN) are dropped
             return
         index = bisect_left(self.spec.bounds, value)
+        exemplar: _RawExemplar | None = None
+        if span_context is not None:
+            mode = self._exemplars
+            if mode == _SAMPLED:
+                if span_context.trace_flags & 1:  # sampled: valid by construction
+                    exemplar = (value, time.time(), span_context)
+            elif mode == _ANY and span_context.is_valid:
+                exemplar = (value, time.time(), span_context)
         with self._lock:
             series = self._series.get(values)
             if series is None:
@@ -72,6 +116,11 @@ class Aggregate:
             series[0] += 1
             series[1] += value
             series[2][index] += 1
+            if exemplar is not None:
+                exemplars = series[4]
+                if exemplars is None:
+                    exemplars = series[4] = [None] * len(series[2])
+                exemplars[index] = exemplar
 
     def _new_series(self, values: AttributeValues) -> list[Any]:
         key: Hashable = values
@@ -83,13 +132,33 @@ class Aggregate:
             label = OVERFLOW_LABELS
         else:
             label = label_string(self.spec.attributes(values))
-        series = self._series[key] = [0, 0, [0] * (len(self.spec.bounds) + 1), label]
+        series = self._series[key] = [0, 0, [0] * (len(self.spec.bounds) + 1), label, None]
         return series
 
     def family(self) -> Family:
         """The series as a snapshot family (copies, taken under the lock)."""
         with self._lock:
-            points = {s[3]: [s[0], s[1], list(s[2])] for s in self._series.values()}
+            points = {
+                s[3]: [s[0], s[1], list(s[2])]
+                if s[4] is None
+                else [s[0], s[1], list(s[2]), s[4][:]]
+                for s in self._series.values()
+            }
+        cache = self._formatted
+        seen = 0
+        for point in points.values():
+            if len(point) > 3:
+                exemplars = point[3]
+                for index, raw in enumerate(exemplars):
+                    if raw is None:
+                        continue
+                    seen += 1
+                    cached = cache.get(id(raw))
+                    if cached is None or cached[0] is not raw:
+                        cached = cache[id(raw)] = (raw, _formatted(raw))
+                    exemplars[index] = cached[1]
+        if len(cache) > 2 * seen + 1000:
+            self._formatted = {}
         spec = self.spec
         return Family(self.family_name, HISTOGRAM, spec.description, ALL, spec.bounds, points)
 
@@ -103,6 +172,14 @@ class Aggregate:
             ({"otel.metric.overflow": True} if key is _OVERFLOW else attributes(key), c, t, b)  # type: ignore[arg-type]
             for key, c, t, b in items
         ]
+
+
+def _formatted(raw: _RawExemplar) -> Exemplar | None:
+    value, timestamp, context = raw
+    trace_id, span_id = context.trace_id, context.span_id
+    if not trace_id or not span_id:
+        return None
+    return (value, timestamp, format(trace_id, "032x"), format(span_id, "016x"))
 
 
 _aggregates: weakref.WeakSet[Aggregate] = weakref.WeakSet()

@@ -4,6 +4,16 @@ A *snapshot* holds every series keyed by its rendered label string, which makes 
 render, to merge with other workers' snapshots (same label string, same series) and to send
 as JSON. Label strings are computed once per attribute set: the SDK hands out the same
 attributes object for a series on every collection, so they are cached by identity.
+
+A histogram point may carry exemplars, at most one per bucket: rendered in OpenMetrics only
+(the 0.0.4 text format has no place for them), and merged so that each bucket keeps the
+newest exemplar any worker had for it.
+
+Counters and histogram sums of several workers are added up exactly: each merged float is the
+correctly rounded sum of every worker's value (``math.fsum``), and the archive of exited
+workers keeps its float sums as exact partials. A float addition in another order, or a
+worker's value moving into the archive, would otherwise change a total by its last bit, up or
+down, and Prometheus reads any decrease of a counter as a reset.
 """
 
 from __future__ import annotations
@@ -12,7 +22,10 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import math
+import re
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
@@ -34,7 +47,13 @@ OVERFLOW_LABELS = 'otel_metric_overflow="true"'
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-HistogramValue = list[Any]  # [count, sum, bucket_counts]
+# value, timestamp (seconds), trace id (32 hex digits), span id (16 hex digits)
+Exemplar = tuple[float, float, str, str]
+# [count, sum, bucket counts] or [count, sum, bucket counts, one Exemplar or None per bucket]
+HistogramValue = list[Any]
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclasses.dataclass(slots=True)
@@ -45,6 +64,9 @@ class Family:
     merge: str
     bounds: tuple[float, ...] = ()
     points: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # labels -> numbers whose exact sum is the series' counter value or histogram sum (the
+    # point holds it rounded): kept for merges of ALL families, see settle().
+    partials: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -128,6 +150,11 @@ class Snapshotter:
                                 point.sum,  # type: ignore[union-attr]
                                 point.bucket_counts,  # type: ignore[union-attr]
                             ]
+                            sampled = getattr(point, "exemplars", None)
+                            if sampled:
+                                exemplars = _sdk_exemplars(sampled, bounds)
+                                if exemplars is not None:
+                                    hist.append(exemplars)
                             if key in points:
                                 hist = add_histogram(points[key], hist)
                             points[key] = hist
@@ -149,17 +176,74 @@ class Snapshotter:
         return labels
 
 
+def _sdk_exemplars(
+    sampled: Sequence[Any], bounds: tuple[float, ...]
+) -> list[Exemplar | None] | None:
+    """A histogram point's SDK exemplars, newest per bucket; those without a trace left out."""
+    exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
+    found = False
+    for exemplar in sampled:
+        if not exemplar.trace_id or not exemplar.span_id:
+            continue
+        index = bisect_left(bounds, exemplar.value)
+        timestamp = exemplar.time_unix_nano / 1e9
+        current = exemplars[index]
+        if current is None or current[1] <= timestamp:
+            exemplars[index] = (
+                exemplar.value,
+                timestamp,
+                format(exemplar.trace_id, "032x"),
+                format(exemplar.span_id, "016x"),
+            )
+            found = True
+    return exemplars if found else None
+
+
+def newest_exemplars(
+    a: list[Exemplar | None] | None, b: list[Exemplar | None] | None
+) -> list[Exemplar | None] | None:
+    """Per bucket, the newer of two exemplars."""
+    if a is None:
+        return None if b is None else list(b)
+    if b is None:
+        return list(a)
+    return [
+        x if y is None or (x is not None and x[1] >= y[1]) else y for x, y in zip(a, b, strict=True)
+    ]
+
+
+def copy_histogram(value: HistogramValue) -> HistogramValue:
+    if len(value) > 3 and value[3] is not None:
+        return [value[0], value[1], list(value[2]), list(value[3])]
+    return [value[0], value[1], list(value[2])]
+
+
 def add_histogram(a: HistogramValue, b: HistogramValue) -> HistogramValue:
-    return [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)]]
+    total = [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)]]
+    if len(a) > 3 or len(b) > 3:
+        exemplars = newest_exemplars(a[3] if len(a) > 3 else None, b[3] if len(b) > 3 else None)
+        if exemplars is not None:
+            total.append(exemplars)
+    return total
 
 
 def merge_into(
-    target: dict[str, Family], source: Mapping[str, Family], merges: Iterable[str], limit: int
+    target: dict[str, Family],
+    source: Mapping[str, Family],
+    merges: Iterable[str],
+    limit: int,
+    admitted: dict[str, set[str]] | None = None,
+    exact: bool = False,
 ) -> None:
     """Adds ``source``'s families of the given merge kinds into ``target``.
 
     A family never holds more than ``limit`` series: label sets beyond it are added to the
     ``otel_metric_overflow="true"`` series, so totals stay right and memory stays bounded.
+    Which label sets keep a series of their own is first come, first kept in ``target``;
+    with ``admitted`` (family name -> label sets, updated in place) it is that record's: a
+    label set is admitted for good when first seen while its family has room, and every
+    other goes to overflow, in whatever order sources come. With ``exact``, the values added
+    to counters and histogram sums are kept as ``partials`` for :func:`settle`.
     """
     wanted = frozenset(merges)
     for name, family in source.items():
@@ -179,15 +263,91 @@ def merge_into(
             continue
         points = into.points
         histogram = family.kind == HISTOGRAM
+        exact_sums = exact and family.merge == ALL
+        kept = admitted.setdefault(name, set()) if admitted is not None else None
+        source_partials = family.partials
+        partials = into.partials
         for key, value in family.points.items():
-            if key not in points and len(points) >= limit - 1 and key != OVERFLOW_LABELS:
-                key = OVERFLOW_LABELS
-            if key not in points:
-                points[key] = [value[0], value[1], list(value[2])] if histogram else value
+            if exact_sums:
+                parts = source_partials.get(key) if source_partials else None
+            if key == OVERFLOW_LABELS:
+                pass
+            elif kept is None:
+                if key not in points and len(points) >= limit - 1:
+                    key = OVERFLOW_LABELS
+            elif key not in kept:
+                if len(kept) < limit - 1:
+                    kept.add(key)
+                else:
+                    key = OVERFLOW_LABELS
+            previous = points.get(key)
+            if previous is None:
+                points[key] = copy_histogram(value) if histogram else value
             elif histogram:
-                points[key] = add_histogram(points[key], value)
+                points[key] = add_histogram(previous, value)
             else:
-                points[key] += value
+                points[key] = previous + value
+            if exact_sums:
+                contributions = partials.get(key)
+                if contributions is None:
+                    contributions = partials[key] = (
+                        [] if previous is None else [previous[1] if histogram else previous]
+                    )
+                if parts:
+                    contributions.extend(parts)
+                else:
+                    contributions.append(value[1] if histogram else value)
+
+
+def settle(families: Mapping[str, Family], compact: bool = False) -> None:
+    """Sets every merged float total to the correctly rounded sum of its contributions.
+
+    With ``compact``, contributions are also reduced to a few exact partials (for the
+    archive, which keeps them from one exit to the next)."""
+    for family in families.values():
+        histogram = family.kind == HISTOGRAM
+        for key, parts in family.partials.items():
+            if len(parts) < 2:
+                continue
+            if any(isinstance(p, float) for p in parts):
+                total = _exact_sum(parts)
+                if compact:
+                    family.partials[key] = _exact_partials(parts)
+            else:  # integers add up exactly
+                total = sum(parts)
+                if compact:
+                    family.partials[key] = [total]
+            if histogram:
+                family.points[key][1] = total
+            else:
+                family.points[key] = total
+
+
+def _exact_sum(parts: list[float]) -> float:
+    try:
+        return math.fsum(parts)
+    except (ValueError, OverflowError):  # infinities of both signs
+        return sum(parts)
+
+
+def _exact_partials(parts: list[float]) -> list[float]:
+    """Non-overlapping floats with the same exact sum (Shewchuk's algorithm, as fsum uses)."""
+    if not all(math.isfinite(p) for p in parts):
+        return [sum(parts)]
+    partials: list[float] = []
+    for x in parts:
+        kept = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            high = x + y
+            low = y - (high - x)
+            if low:
+                partials[kept] = low
+                kept += 1
+            x = high
+        partials[kept:] = [x]
+    return partials
 
 
 # -- JSON form, exchanged between the workers of one server
@@ -196,22 +356,37 @@ def merge_into(
 def to_json(
     snapshot: Snapshot, merges: Iterable[str] = (ALL, LIVE, LOCAL), merged: list[str] | None = None
 ) -> bytes:
+    """The snapshot as JSON. Exemplars (``{family: {labels: [null or [value, timestamp,
+    trace_id, span_id], ...]}}``) and exact partials (``{family: {labels: [numbers]}}``) are
+    separate top-level members, which readers that predate them ignore (a worker started
+    before an upgrade, under a master that reloaded)."""
     wanted = frozenset(merges)
-    families = [
-        [
-            f.name,
-            f.kind,
-            f.help,
-            f.merge,
-            list(f.bounds),
-            {k: [v[0], v[1], list(v[2])] for k, v in f.points.items()}
-            if f.kind == HISTOGRAM
-            else f.points,
-        ]
-        for f in snapshot.families.values()
-        if f.merge in wanted
-    ]
+    families = []
+    exemplars: dict[str, dict[str, list[Any]]] = {}
+    partials: dict[str, dict[str, list[float]]] = {}
+    for f in snapshot.families.values():
+        if f.merge not in wanted:
+            continue
+        exact = {k: v for k, v in f.partials.items() if len(v) > 1 and k in f.points}
+        if exact:
+            partials[f.name] = exact
+        if f.kind == HISTOGRAM:
+            points: Any = {k: [v[0], v[1], list(v[2])] for k, v in f.points.items()}
+            with_exemplars = {
+                k: [None if e is None else list(e) for e in v[3]]
+                for k, v in f.points.items()
+                if len(v) > 3 and v[3] is not None
+            }
+            if with_exemplars:
+                exemplars[f.name] = with_exemplars
+        else:
+            points = f.points
+        families.append([f.name, f.kind, f.help, f.merge, list(f.bounds), points])
     document: dict[str, object] = {"v": 1, "resource": snapshot.resource, "families": families}
+    if exemplars:
+        document["exemplars"] = exemplars
+    if partials:
+        document["partials"] = partials
     if merged is not None:
         document["merged"] = merged
     return json.dumps(document, separators=(",", ":")).encode()
@@ -255,7 +430,55 @@ def from_json(raw: bytes) -> Snapshot:
             elif not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ValueError(f"malformed point in {name}")
         families[name] = Family(name, kind, help_, merge, tuple(float(b) for b in bounds), points)
+    raw_exemplars = document.get("exemplars", {})
+    if not isinstance(raw_exemplars, dict):
+        raise ValueError("malformed exemplars")
+    for name, by_labels in raw_exemplars.items():
+        family = families.get(name)
+        if family is None or family.kind != HISTOGRAM or not isinstance(by_labels, dict):
+            raise ValueError(f"malformed exemplars of {name}")
+        for key, exemplars in by_labels.items():
+            point = family.points.get(key)
+            if point is None:
+                raise ValueError(f"exemplars of a missing series of {name}")
+            point.append(_parse_exemplars(exemplars, len(family.bounds) + 1, name))
+    raw_partials = document.get("partials", {})
+    if not isinstance(raw_partials, dict):
+        raise ValueError("malformed partials")
+    for name, by_labels in raw_partials.items():
+        family = families.get(name)
+        if family is None or not isinstance(by_labels, dict):
+            raise ValueError(f"malformed partials of {name}")
+        for key, parts in by_labels.items():
+            if key not in family.points or not (
+                isinstance(parts, list)
+                and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in parts)
+            ):
+                raise ValueError(f"malformed partials of {name}")
+            family.partials[key] = parts
     return Snapshot(families, {str(k): str(v) for k, v in resource.items()})
+
+
+def _parse_exemplars(raw: object, buckets: int, name: str) -> list[Exemplar | None]:
+    if not isinstance(raw, list) or len(raw) != buckets:
+        raise ValueError(f"malformed exemplars of {name}")
+    exemplars: list[Exemplar | None] = []
+    for item in raw:
+        if item is None:
+            exemplars.append(None)
+            continue
+        if not (
+            isinstance(item, list)
+            and len(item) == 4
+            and all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in item[:2])
+            and isinstance(item[2], str)
+            and _TRACE_ID.fullmatch(item[2])
+            and isinstance(item[3], str)
+            and _SPAN_ID.fullmatch(item[3])
+        ):
+            raise ValueError(f"malformed exemplar in {name}")
+        exemplars.append((item[0], float(item[1]), item[2], item[3]))
+    return exemplars
 
 
 # -- rendering
@@ -267,7 +490,8 @@ class Renderer:
     def __init__(self) -> None:
         self._headers: dict[tuple[str, str, str, bool], str] = {}
         self._prefixes: dict[tuple[str, str], str] = {}
-        self._templates: dict[tuple[str, tuple[float, ...], str], str] = {}
+        self._templates: dict[tuple[str, tuple[float, ...], str, bool], str] = {}
+        self._exemplars: dict[Exemplar, str] = {}
 
     def render(
         self,
@@ -290,7 +514,7 @@ class Renderer:
                 continue
             append(self._header(family, openmetrics))
             if family.kind == HISTOGRAM:
-                self._histogram(family, out)
+                self._histogram(family, out, openmetrics)
             else:
                 prefixes = self._prefixes
                 for labels, value in family.points.items():
@@ -318,34 +542,63 @@ class Renderer:
             header = self._headers[key] = f"{help_line}# TYPE {name} {family.kind}\n"
         return header
 
-    def _histogram(self, family: Family, out: list[str]) -> None:
+    def _histogram(self, family: Family, out: list[str], openmetrics: bool) -> None:
         templates = self._templates
         name, bounds = family.name, family.bounds
         accumulate = itertools.accumulate
-        for labels, (count, total, buckets) in family.points.items():
-            template = templates.get((name, bounds, labels))
+        for labels, point in family.points.items():
+            count, total, buckets = point[0], point[1], point[2]
+            exemplars = point[3] if openmetrics and len(point) > 3 else None
+            key = (name, bounds, labels, exemplars is not None)
+            template = templates.get(key)
             if template is None:
-                template = templates[(name, bounds, labels)] = _histogram_template(
-                    name, bounds, labels
+                template = templates[key] = _histogram_template(
+                    name, bounds, labels, exemplars is not None
                 )
             if total != total or total in (float("inf"), float("-inf")):
                 sum_text = format_float(total)
             else:
                 sum_text = repr(total) if isinstance(total, float) else str(total)
-            out.append(template % (*accumulate(buckets), count, sum_text))
+            if exemplars is None:
+                out.append(template % (*accumulate(buckets), count, sum_text))
+            else:
+                texts = self._exemplars
+                cumulative = accumulate(buckets)
+                fields: list[object] = []
+                for exemplar in exemplars:
+                    fields.append(next(cumulative))
+                    if exemplar is None:
+                        fields.append("")
+                        continue
+                    text = texts.get(exemplar)
+                    if text is None:
+                        text = texts[exemplar] = _exemplar_text(exemplar)
+                    fields.append(text)
+                out.append(template % (*fields, count, sum_text))
 
     def _trim(self, snapshot: Snapshot) -> None:
         series = sum(len(f.points) for f in snapshot.families.values())
         if len(self._prefixes) + len(self._templates) > 2 * series + 1000:
             self._prefixes.clear()
             self._templates.clear()
+        if len(self._exemplars) > 16 * series + 1000:  # at most one per bucket per series
+            self._exemplars.clear()
 
 
-def _histogram_template(name: str, bounds: tuple[float, ...], labels: str) -> str:
+def _exemplar_text(exemplar: Exemplar) -> str:
+    """`` # {trace_id="…",span_id="…"} value timestamp``: the end of an OpenMetrics bucket line."""
+    value, timestamp, trace_id, span_id = exemplar
+    return f' # {{trace_id="{trace_id}",span_id="{span_id}"}} {format_value(value)} {timestamp:.3f}'
+
+
+def _histogram_template(
+    name: str, bounds: tuple[float, ...], labels: str, exemplars: bool = False
+) -> str:
     escaped = labels.replace("%", "%%")
     sep = "," if labels else ""
+    end = "%s\n" if exemplars else "\n"
     lines = [
-        f'{name}_bucket{{{escaped}{sep}le="{format_float(bound)}"}} %d\n'
+        f'{name}_bucket{{{escaped}{sep}le="{format_float(bound)}"}} %d{end}'
         for bound in (*bounds, float("inf"))
     ]
     braces = f"{{{escaped}}}" if labels else ""

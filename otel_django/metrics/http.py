@@ -1,7 +1,8 @@
 """HTTP server metrics, with the stable semantic-convention names and attributes.
 
-The three histograms are recorded through ``instruments.Histogram``: aggregated in place,
-off the SDK's per-measurement path.
+The histograms are recorded through ``instruments.Histogram``: aggregated in place, off the
+SDK's per-measurement path. The request duration and the queries per request carry exemplars
+from the request's server span.
 
 ``http.server.active_requests`` is an observable up-down counter over a plain in-process
 count: two SDK measurements per request fewer than a synchronous up-down counter, and the
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import Attributes
 
 from .aggregate import AttributeValues, HistogramSpec
@@ -22,6 +24,7 @@ from .instruments import Histogram
 # Bucket boundaries advised by the semantic conventions for http.server.request.duration.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 SIZE_BUCKETS = (0, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+QUERY_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
 class _ActiveRequests:
@@ -85,6 +88,15 @@ RESPONSE_SIZE = HistogramSpec(
     HTTP_ATTRIBUTES,
 )
 
+# otel_django's own: how many queries (Django ORM, raw cursors, SQLAlchemy) one request ran.
+QUERIES_PER_REQUEST = HistogramSpec(
+    "otel_django.db.queries_per_request",
+    "{query}",
+    "Database queries run by one HTTP request.",
+    QUERY_BUCKETS,
+    ("http.request.method", "http.route"),
+)
+
 
 class HttpServerMetrics:
     """Records a request's measurements; attribute values in ``HTTP_ATTRIBUTES`` order."""
@@ -94,6 +106,7 @@ class HttpServerMetrics:
         self.duration = Histogram(DURATION, scope)
         self.request_size = Histogram(REQUEST_SIZE, scope)
         self.response_size = Histogram(RESPONSE_SIZE, scope)
+        self.queries = Histogram(QUERIES_PER_REQUEST, scope)
 
     def request_started(self, attributes: Attributes) -> None:
         _active.add(attributes, 1)
@@ -109,10 +122,16 @@ class HttpServerMetrics:
         duration_s: float,
         request_size: int | None,
         response_size: int | None,
+        span_context: SpanContext | None = None,
+        queries: int | None = None,
     ) -> None:
+        """``span_context``: the server span's, for exemplars; ``queries``: how many database
+        queries the request ran (``None``: not known, nothing recorded)."""
         _active.add(active_attributes, -1)
-        self.duration.record(duration_s, values)
+        self.duration.record(duration_s, values, span_context)
         if request_size is not None:
             self.request_size.record(request_size, values)
         if response_size is not None:
             self.response_size.record(response_size, values)
+        if queries is not None:
+            self.queries.record(queries, (values[0], values[3]), span_context)

@@ -5,6 +5,11 @@ otel_django built the MeterProvider, and into an ordinary SDK histogram of the g
 when the application set up its own. It binds at its first measurement and again whenever the
 process's pipeline changes, which is what happens after a pre-fork server forks a worker: an
 instrument created in the master (``--preload``) records into the worker's own pipeline.
+
+``record()`` takes the span context of the measurement's span, if the caller has one at hand
+(the request's server span, the query's span): the in-place aggregate may keep it as the
+bucket's exemplar. The SDK fallback ignores it and samples exemplars from the current context,
+with the provider's own exemplar filter.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from opentelemetry import metrics
+from opentelemetry.trace import SpanContext
 
 from .. import __version__
 from . import provider
@@ -23,7 +29,9 @@ _UNBOUND: Any = object()
 
 
 class _Recorder(Protocol):
-    def record(self, value: float, values: AttributeValues) -> None: ...
+    def record(
+        self, value: float, values: AttributeValues, span_context: SpanContext | None = None
+    ) -> None: ...
 
 
 class _SdkHistogram:
@@ -39,7 +47,9 @@ class _SdkHistogram:
         )
         self._attributes: dict[AttributeValues, dict[str, Any]] = {}
 
-    def record(self, value: float, values: AttributeValues) -> None:
+    def record(
+        self, value: float, values: AttributeValues, span_context: SpanContext | None = None
+    ) -> None:
         attributes = self._attributes.get(values)
         if attributes is None:
             attributes = self._spec.attributes(values)
@@ -59,13 +69,16 @@ class Histogram:
         self._bound_to: Pipeline | None = _UNBOUND
         self._recorder: _Recorder | None = None
 
-    def record(self, value: float, values: AttributeValues) -> None:
-        """``values`` has one entry per ``spec.attribute_names``, ``None`` where absent."""
+    def record(
+        self, value: float, values: AttributeValues, span_context: SpanContext | None = None
+    ) -> None:
+        """``values`` has one entry per ``spec.attribute_names``, ``None`` where absent;
+        ``span_context`` is that of the span the measurement belongs to (for exemplars)."""
         recorder = self._recorder
         pipeline = provider.pipeline()
         if recorder is None or pipeline is not self._bound_to:
             recorder = self._bind(pipeline)
-        recorder.record(value, values)
+        recorder.record(value, values, span_context)
 
     def _bind(self, pipeline: Pipeline | None) -> _Recorder:
         recorder: _Recorder = (

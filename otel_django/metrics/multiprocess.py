@@ -14,17 +14,27 @@ then on. A worker killed with SIGKILL loses what it counted after its last answe
 the only staleness. A worker that does not answer in time is counted with its last answer.
 
 One scrape at a time runs the merge, under ``flock`` on ``<dir>/.lock``; exiting workers take
-the same lock, so no snapshot is counted twice or missed. The directory is private
-(mode 0700, checked) and named after the master process, so a restarted server starts from
-zero.
+the same lock, so no snapshot is counted twice or missed.
+
+Past the cardinality limit, which label sets keep a series of their own is decided once for
+the server, in ``<dir>/admitted``: a label set first seen by a merge while its metric has
+room is admitted for good (also into the archive), any other is added to the overflow
+series, whichever worker answers and in whatever order snapshots come. The record only grows
+and is saved before the answer leaves, so no series shown once vanishes or decreases. What a
+worker folded into its own overflow series (its own limit) stays in overflow.
+
+The directory is private (mode 0700, checked) and named after the master process, so a
+restarted server starts from zero.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
+import selectors
 import shutil
 import socket
 import stat
@@ -36,13 +46,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .exposition import ALL, LIVE, LOCAL, Family, Snapshot, from_json, merge_into, to_json
+from .exposition import (
+    ALL,
+    LIVE,
+    LOCAL,
+    Family,
+    Snapshot,
+    from_json,
+    merge_into,
+    settle,
+    to_json,
+)
 
 logger = logging.getLogger("otel_django.metrics")
 
 ARCHIVE = "archive.json"
+ADMITTED = "admitted"  # not *.json: that is a worker's snapshot
+# Within Prometheus' default scrape timeout (10 s) with room to spare: every peer is asked at
+# once and given PEER_TIMEOUT_S in all; another merge is waited for at most GATHER_TIMEOUT_S.
 PEER_TIMEOUT_S = 2.0
-GATHER_TIMEOUT_S = 8.0
+GATHER_TIMEOUT_S = 5.0
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 _SOCKET_PATH_MAX = 100
 
@@ -50,10 +73,12 @@ _peer = threading.local()
 
 
 def answering_peer() -> bool:
-    """True while this thread collects a snapshot for another worker's scrape.
+    """True while this thread collects a snapshot for another worker's scrape (or its last,
+    on exit).
 
     Expensive gauges whose value is the same in every worker (unapplied migrations) skip
-    their work then: the scraping worker computes them once.
+    their work then: the scraping worker computes them once, and exchanged snapshots do not
+    carry them anyway.
     """
     return bool(getattr(_peer, "active", False))
 
@@ -129,6 +154,8 @@ class Exchange:
         self._dir_fd: int | None = None
         self._closed = False
         self._answer_lock = threading.Lock()
+        # The admitted record as last read or written: (inode, mtime, size), record.
+        self._admitted: tuple[tuple[int, int, int], dict[str, set[str]]] | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -247,21 +274,24 @@ class Exchange:
         """
         if not self._owned():
             return local
-        deadline = time.monotonic() + GATHER_TIMEOUT_S
         with self._locked(GATHER_TIMEOUT_S) as locked:
             if not locked:
                 raise TimeoutError("another scrape of this server is still merging")
+            admitted = self._load_admitted()
+            admitted_before = sum(map(len, admitted.values()))
             merged: dict[str, Family] = {}
-            merge_into(merged, local.families, (ALL, LIVE, LOCAL), self._limit)
+            merge_into(
+                merged, local.families, (ALL, LIVE, LOCAL), self._limit, admitted, exact=True
+            )
             with self._answer_lock:
                 self._save(to_json(local, (ALL, LIVE)))
             resources = [local.resource]
             counted = {self.worker_id}
-            for path in sorted(self.directory.glob("*.sock")):
+            peers = [p for p in self.directory.glob("*.sock") if p.stem != self.worker_id]
+            answers = self._ask_all(peers)
+            for path in sorted(peers):
                 worker = path.stem
-                if worker == self.worker_id:
-                    continue
-                raw = self._ask(path, deadline)
+                raw = answers[path]
                 if raw is None:  # gone: its last snapshot goes to the archive below
                     with contextlib.suppress(OSError):
                         path.unlink()
@@ -276,41 +306,116 @@ class Exchange:
                 except ValueError:
                     logger.warning("metrics exchange: worker %s sent a malformed snapshot", worker)
                     continue
-                merge_into(merged, snapshot.families, (ALL, LIVE), self._limit)
+                merge_into(
+                    merged, snapshot.families, (ALL, LIVE), self._limit, admitted, exact=True
+                )
                 resources.append(snapshot.resource)
-            archive = self._update_archive(counted)
-            merge_into(merged, archive.families, (ALL,), self._limit)
+            archive = self._update_archive(counted, admitted)
+            merge_into(merged, archive.families, (ALL,), self._limit, admitted, exact=True)
+            settle(merged)
+            if sum(map(len, admitted.values())) != admitted_before:
+                self._save_admitted(admitted)
         common = {
             k: v for k, v in resources[0].items() if all(r.get(k) == v for r in resources[1:])
         }
         return Snapshot(merged, common)
 
-    def _ask(self, path: Path, deadline: float) -> bytes | None:
-        """The peer's snapshot; ``None`` if it is gone, ``b""`` if it did not answer in time."""
-        timeout = max(0.05, min(PEER_TIMEOUT_S, deadline - time.monotonic()))
+    def _ask_all(self, peers: list[Path]) -> dict[Path, bytes | None]:
+        """Every peer's snapshot, all asked at once and given ``PEER_TIMEOUT_S`` in all:
+        ``None`` for a peer that is gone, ``b""`` for one that did not answer in time."""
+        deadline = time.monotonic() + PEER_TIMEOUT_S
+        answers: dict[Path, bytes | None] = {}
+        selector = selectors.DefaultSelector()
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(timeout)
+            for path in peers:
+                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.setblocking(False)
                 try:
                     conn.connect(self._address(path.name))
+                    conn.send(b"?")
                 except (ConnectionRefusedError, FileNotFoundError):
-                    return None
-                conn.sendall(b"?")
-                chunks: list[bytes] = []
-                size = 0
-                while True:
-                    chunk = conn.recv(1 << 20)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_SNAPSHOT_BYTES:
-                        return b""
-            return b"".join(chunks)
-        except OSError:
-            return b""
+                    conn.close()
+                    answers[path] = None
+                    continue
+                except OSError:  # its backlog is full: busy
+                    conn.close()
+                    answers[path] = b""
+                    continue
+                selector.register(conn, selectors.EVENT_READ, (conn, path, []))
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                for key, _events in selector.select(remaining):
+                    conn, path, chunks = key.data
+                    try:
+                        chunk = conn.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        chunk = None
+                    if chunk:
+                        chunks.append(chunk)
+                        if sum(map(len, chunks)) <= MAX_SNAPSHOT_BYTES:
+                            continue
+                        answers[path] = b""
+                    else:
+                        answers[path] = b"".join(chunks) if chunk is not None else b""
+                    selector.unregister(conn)
+                    conn.close()
+        finally:
+            for key in list(selector.get_map().values()):
+                conn, path, _chunks = key.data
+                answers.setdefault(path, b"")  # no answer in time
+                selector.unregister(conn)
+                conn.close()
+            selector.close()
+        return answers
 
-    def _update_archive(self, counted: set[str]) -> Snapshot:
+    def _load_admitted(self) -> dict[str, set[str]]:
+        """The server's admitted label sets per metric; read again only when the file changed."""
+        path = self.directory / ADMITTED
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            self._admitted = None
+            return {}
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if self._admitted is not None and self._admitted[0] == key:
+            return self._admitted[1]
+        try:
+            document = json.loads(path.read_bytes())
+            families = document["families"]
+            if document.get("v") != 1 or not isinstance(families, dict):
+                raise ValueError("not an admitted record")
+            admitted = {}
+            for name, labels in families.items():
+                if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                    raise ValueError("not an admitted record")
+                admitted[name] = set(labels)
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            logger.error(
+                "metrics exchange: %s is unreadable; series past the limit are admitted anew",
+                path,
+            )
+            return {}
+        self._admitted = (key, admitted)
+        return admitted
+
+    def _save_admitted(self, admitted: dict[str, set[str]]) -> None:
+        path = self.directory / ADMITTED
+        tmp = self.directory / ".admitted.tmp"
+        document = {"v": 1, "families": {k: sorted(v) for k, v in admitted.items() if v}}
+        try:
+            tmp.write_bytes(json.dumps(document, separators=(",", ":")).encode())
+            os.replace(tmp, path)
+            info = os.stat(path)
+        except OSError:
+            logger.warning("metrics exchange: cannot save %s", path, exc_info=True)
+            return
+        self._admitted = ((info.st_ino, info.st_mtime_ns, info.st_size), admitted)
+
+    def _update_archive(self, counted: set[str], admitted: dict[str, set[str]]) -> Snapshot:
         """Adds exited workers' last snapshots to the archive; returns the archive."""
         archive_path = self.directory / ARCHIVE
         archive = Snapshot({})
@@ -342,8 +447,11 @@ class Exchange:
             except ValueError:
                 logger.warning("metrics exchange: %s is malformed; left out", path)
                 continue
-            merge_into(archive.families, snapshot.families, (ALL,), self._limit)
+            merge_into(
+                archive.families, snapshot.families, (ALL,), self._limit, admitted, exact=True
+            )
             merged_ids.add(path.stem)
+        settle(archive.families, compact=True)
         tmp = self.directory / ".archive.tmp"
         try:
             tmp.write_bytes(
@@ -370,11 +478,14 @@ class Exchange:
             return
         with self._locked(GATHER_TIMEOUT_S):
             with self._answer_lock:
+                _peer.active = True  # as for a peer: no expensive gauges, they are not saved
                 try:
                     final = self._collect()
                     self._save(to_json(final, (ALL, LIVE)))
                 except Exception:
                     logger.warning("metrics exchange: final snapshot failed", exc_info=True)
+                finally:
+                    _peer.active = False
                 self._closed = True
             server, self._server = self._server, None
             if server is not None:
@@ -389,8 +500,6 @@ class Exchange:
 
 
 def _merged_ids(raw: bytes) -> list[str]:
-    import json
-
     ids = json.loads(raw).get("merged", [])
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValueError("malformed archive")

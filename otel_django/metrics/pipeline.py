@@ -14,9 +14,12 @@ logger = logging.getLogger("otel_django.metrics")
 
 
 class Pipeline:
-    def __init__(self, reader: ScrapeReader, limit: int) -> None:
+    def __init__(
+        self, reader: ScrapeReader, limit: int, exemplar_filter: str = "trace_based"
+    ) -> None:
         self.reader = reader
         self.limit = limit
+        self.exemplar_filter = exemplar_filter
         self.exchange: Exchange | None = None
         self._snapshotter = Snapshotter()
         self._renderer = Renderer()
@@ -27,7 +30,9 @@ class Pipeline:
         """This process's aggregate for ``spec``; one per metric name, shared by its users."""
         aggregate = self._aggregates.get(spec.name)
         if aggregate is None:
-            aggregate = self._aggregates.setdefault(spec.name, Aggregate(spec, self.limit))
+            aggregate = self._aggregates.setdefault(
+                spec.name, Aggregate(spec, self.limit, self.exemplar_filter)
+            )
         if aggregate.spec != spec:
             raise ValueError(f"histogram {spec.name} is defined twice, differently")
         return aggregate

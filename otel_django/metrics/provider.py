@@ -86,11 +86,13 @@ def build_meter_provider(
     views = [
         View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
     ]
-    # Exemplars are not exposed on /metrics; sampling them costs every measurement in a trace.
+    # otel_django's request and query histograms sample their own exemplars (aggregate.py,
+    # METRICS_EXEMPLAR_FILTER); the SDK's instruments only when OTEL_METRICS_EXEMPLAR_FILTER
+    # asks: sampling costs every measurement in a trace.
     exemplar_filter = (
         None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
     )
-    pipeline = Pipeline(reader, config.metrics_cardinality_limit)
+    pipeline = Pipeline(reader, config.metrics_cardinality_limit, config.metrics_exemplar_filter)
     _pipeline = pipeline
     provider = MeterProvider(
         resource=resource,

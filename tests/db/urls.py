@@ -11,4 +11,5 @@ urlpatterns = [
     path("db/prefetch-related/", views.prefetch_related),
     path("db/canary/", views.canary),
     path("db/canary-error/", views.canary_error),
+    path("db/queries/<int:count>/", views.queries),
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db import connections
+import contextlib
+
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, JsonResponse
 from shop.models import Category, Product
 
@@ -37,6 +39,21 @@ def prefetch_related(request: HttpRequest) -> JsonResponse:
     categories = Category.objects.using(ALIAS).prefetch_related("products").order_by("id")
     names = [(c.name, [p.name for p in c.products.all()]) for c in categories]
     return JsonResponse({"categories": names})
+
+
+def queries(request: HttpRequest, count: int) -> JsonResponse:
+    """Exactly ``count`` queries, ORM and raw; with ``?fail=1`` the first fails (on SQLite,
+    where a failed statement leaves the transaction usable)."""
+    for n in range(count):
+        if n == 0 and request.GET.get("fail"):
+            with contextlib.suppress(DatabaseError), connections["default"].cursor() as cursor:
+                cursor.execute("SELECT no_such_column FROM no_such_table")
+        elif n % 2:
+            Product.objects.using(ALIAS).filter(pk=n).exists()
+        else:
+            with connections[ALIAS].cursor() as cursor:
+                cursor.execute("SELECT %s", [n])
+    return JsonResponse({"queries": count})
 
 
 def canary(request: HttpRequest) -> JsonResponse:

@@ -88,6 +88,32 @@ def test_a_task_continues_the_callers_trace_and_request_id(
     assert consumer.attributes["messaging.system"] == "celery"
 
 
+@app.task(name="tests.logs.run_queries")
+def run_queries(n: int) -> int:
+    from django.db import connection
+
+    for number in range(n):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s", [number])
+    return n
+
+
+@pytest.mark.django_db
+def test_a_tasks_span_carries_its_query_count_and_duration(
+    worker: None, spans: InMemorySpanExporter
+) -> None:
+    assert run_queries.delay(12).get(timeout=10) == 12
+    (consumer,) = [
+        s for s in spans.get_finished_spans() if s.name == "process tests.logs.run_queries"
+    ]
+    queries = [s for s in spans.get_finished_spans() if s.parent and s.kind.name == "CLIENT"]
+    assert consumer.attributes is not None
+    assert consumer.attributes["otel_django.db.query_count"] == 12
+    spent_ms = consumer.attributes["otel_django.db.query_duration_ms"]
+    assert isinstance(spent_ms, float) and spent_ms > 0
+    assert len([s for s in queries if s.parent.span_id == consumer.context.span_id]) == 12
+
+
 def test_a_task_sent_outside_a_request_has_no_request_id(worker: None, lines: Lines) -> None:
     assert report.delay(1).get(timeout=10)["request_id"] is None
     task_lines = [line for line in lines() if line.get("logger") == "tests.tasks"]

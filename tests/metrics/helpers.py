@@ -12,6 +12,7 @@ USERNAME = "metrics"
 PASSWORD = "test-metrics-password"  # tests/settings.py
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_EXEMPLAR = re.compile(r" # \{[^}]*\} \S+( \S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -31,11 +32,12 @@ def scrape(client: Client | None = None, **headers: str) -> str:
 
 
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """Every sample line of an exposition: (name, labels, value)."""
+    """Every sample line of an exposition: (name, labels, value), exemplars left out."""
     found = []
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
+        line = _EXEMPLAR.sub("", line)  # OpenMetrics: a bucket's exemplar
         match = _SAMPLE.match(line)
         assert match, f"not a sample line: {line!r}"
         labels = dict(_LABEL.findall(match.group(2) or ""))

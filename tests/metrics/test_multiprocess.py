@@ -6,10 +6,15 @@ from then on through the archive (its counters, not its gauges) and never twice;
 killed without a final snapshot keeps what it last answered; a worker that does not answer
 in time is counted with its last answer and does not hold the scrape; malformed snapshots
 are left out; counters never go backwards over all of that; the directory must be private.
+Past the limit, the series kept are the server's (the admitted record), whichever worker
+answers, and a newcomer's series do not displace them; float totals are exact, the same
+whoever answers and after a worker's value moved into the archive.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 import threading
@@ -27,6 +32,7 @@ from otel_django.metrics.exposition import (
     HISTOGRAM,
     LIVE,
     LOCAL,
+    OVERFLOW_LABELS,
     Family,
     Snapshot,
     from_json,
@@ -249,3 +255,147 @@ def test_stale_directories_of_gone_masters_are_removed(tmp_path: Path) -> None:
     multiprocess.remove_stale_directories(str(tmp_path))
     assert not gone.exists()
     assert ours.exists() and unrelated.exists()
+
+
+class LabelledWorker:
+    """A fake worker whose counter has one series per label value, with given float values."""
+
+    def __init__(self, directory: Path, values: dict[str, float], limit: int) -> None:
+        self.values = values
+        self.exchange = Exchange(directory, self.snapshot, limit=limit)
+
+    def snapshot(self) -> Snapshot:
+        points = {f'route="{k}"': v for k, v in self.values.items()}
+        histogram = {f'route="{k}"': [1, v, [1, 0]] for k, v in self.values.items()}
+        return Snapshot(
+            {
+                "seconds_total": Family("seconds_total", COUNTER, "s", ALL, points=points),
+                "latency": Family("latency", HISTOGRAM, "l", ALL, (1.0,), histogram),
+            }
+        )
+
+    def scrape(self) -> dict[str, float]:
+        return self.exchange.gather(self.snapshot()).families["seconds_total"].points
+
+
+def test_kept_series_are_decided_once_for_the_server(directory: Path) -> None:
+    limit = 4  # 3 series of their own and the overflow series
+    workers = [
+        LabelledWorker(directory, {"a": 1, "b": 1, "x0": 1}, limit),
+        LabelledWorker(directory, {"c": 1, "d": 1, "x1": 1}, limit),
+        LabelledWorker(directory, {"e": 1, "f": 1, "x2": 1}, limit),
+    ]
+    for worker in workers:
+        worker.exchange.start()
+    try:
+        first = workers[0].scrape()
+        assert len(first) == limit and first[OVERFLOW_LABELS] == 6
+        for round_number in range(6):  # whichever worker answers, and as counts grow
+            for worker in workers:
+                for key in worker.values:
+                    worker.values[key] += 1
+            seen = workers[round_number % 3].scrape()
+            assert seen.keys() == first.keys()
+            assert all(seen[k] >= first[k] for k in first)
+            assert sum(seen.values()) == 9 * (round_number + 2)
+        assert (directory / multiprocess.ADMITTED).exists()
+
+        # A new worker's series are not admitted when the server is full; an exited worker's
+        # admitted series stay, through the archive.
+        workers[1].exchange.close()
+        newcomer = LabelledWorker(directory, {"g": 5, "a": 5}, limit)
+        newcomer.exchange.start()
+        workers[1] = newcomer
+        after = workers[0].scrape()
+        assert after.keys() == first.keys()
+        assert after['route="a"'] == seen['route="a"'] + 5
+        assert sum(after.values()) == sum(seen.values()) + 10
+    finally:
+        for worker in workers:
+            worker.exchange.close()
+
+
+def test_float_totals_do_not_depend_on_who_answers_or_on_exits(directory: Path) -> None:
+    # (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3) in floating point: a counter shown one way, then
+    # the other, would go backwards by its last bit, which Prometheus takes for a reset.
+    workers = [LabelledWorker(directory, {"a": v}, limit=100) for v in (0.1, 0.2, 0.3)]
+    for worker in workers:
+        worker.exchange.start()
+    try:
+        totals = {worker.scrape()['route="a"'] for worker in workers}
+        assert totals == {0.6}
+        workers[1].exchange.close()  # its 0.2 moves into the archive
+        assert {w.scrape()['route="a"'] for w in (workers[0], workers[2])} == {0.6}
+        workers[2].exchange.close()
+        merged = workers[0].exchange.gather(workers[0].snapshot())
+        assert merged.families["seconds_total"].points['route="a"'] == 0.6
+        assert merged.families["latency"].points['route="a"'][1] == 0.6
+    finally:
+        for worker in workers:
+            worker.exchange.close()
+
+
+def test_admitted_record_survives_a_corrupt_file(directory: Path) -> None:
+    worker = LabelledWorker(directory, {"a": 1}, limit=10)
+    worker.exchange.start()
+    try:
+        assert worker.scrape()['route="a"'] == 1
+        (directory / multiprocess.ADMITTED).write_bytes(b"{broken")
+        assert worker.scrape()['route="a"'] == 1  # logged, admitted anew
+    finally:
+        worker.exchange.close()
+
+
+def test_peers_are_asked_at_once_not_one_after_another(
+    workers: list[Worker], directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several stuck peers cost one PEER_TIMEOUT_S, not one each: all are asked before the
+    first one's time is up (asked one after another, each would wait for the previous)."""
+    monkeypatch.setattr(multiprocess, "PEER_TIMEOUT_S", 1.5)
+    asked: list[float] = []
+    listeners = []
+    for n in range(3):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(directory / f"9999{n}-stuck.sock"))
+        listener.listen(4)
+        listeners.append(listener)
+        (directory / f"9999{n}-stuck.json").write_bytes(to_json(Worker(directory, 100).snapshot()))
+
+    def stuck(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        if conn.recv(1) == b"?":
+            asked.append(time.monotonic())
+        time.sleep(2.5)  # never answers in time
+        conn.close()
+
+    threads = [threading.Thread(target=stuck, args=(listener,)) for listener in listeners]
+    for thread in threads:
+        thread.start()
+    try:
+        assert value(workers[0].scrape(), "requests_total") == 60 + 300
+        assert len(asked) == 3 and max(asked) - min(asked) < 1.5
+    finally:
+        for thread in threads:
+            thread.join()
+        for listener in listeners:
+            listener.close()
+
+
+def test_the_archive_stays_small_however_many_workers_exit(directory: Path) -> None:
+    scraper = LabelledWorker(directory, {"a": 1, "b": 0.5}, limit=100)
+    scraper.exchange.start()
+    try:
+        for n in range(12):  # integer totals ("a") and float ones ("b")
+            worker = LabelledWorker(directory, {"a": n + 1, "b": 0.1 * (n + 1)}, limit=100)
+            worker.exchange.start()
+            scraper.scrape()
+            worker.exchange.close()
+            scraper.scrape()
+        document = json.loads((directory / multiprocess.ARCHIVE).read_bytes())
+        kept = [p for family in document.get("partials", {}).values() for p in family.values()]
+        assert all(len(parts) <= 3 for parts in kept), kept
+        merged = scraper.exchange.gather(scraper.snapshot()).families["seconds_total"].points
+        assert merged['route="a"'] == 1 + sum(range(1, 13))
+        assert merged['route="b"'] == math.fsum([0.5, *(0.1 * (n + 1) for n in range(12))])
+    finally:
+        scraper.exchange.close()

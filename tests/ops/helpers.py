@@ -26,6 +26,7 @@ APP_METRICS = {
             "http_server_request_body_size_bytes",
             "http_server_response_body_size_bytes",
             "db_client_operation_duration_seconds",
+            "otel_django_db_queries_per_request",
         )
         for suffix in ("bucket", "sum", "count")
     ),
@@ -45,6 +46,12 @@ APP_METRICS = {
 PROMETHEUS_METRICS = {"up", "scrape_samples_scraped", "scrape_duration_seconds"}
 # Produced by the Collector's span_metrics connector (collector/agent.yaml).
 COLLECTOR_METRICS = {"traces_span_metrics_calls_total"}
+# Histograms whose buckets carry exemplars on the app's /metrics (OpenMetrics).
+EXEMPLAR_HISTOGRAMS = {
+    "http_server_request_duration_seconds_bucket",
+    "db_client_operation_duration_seconds_bucket",
+    "otel_django_db_queries_per_request_bucket",
+}
 
 PROMQL_WORDS = {
     # aggregations, functions and keywords used in the shipped rules and panels

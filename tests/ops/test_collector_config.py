@@ -4,7 +4,10 @@ Proves: every component a pipeline names is defined; every defined component is 
 exists in the pinned otelcol-contrib manifest (collector/components.yaml) under its current
 type name; memory_limiter comes first in every pipeline; connectors join two pipelines; no
 batch processor (exporters batch through sending_queue); receivers listen on all interfaces;
-every ${env:...} placeholder is documented in docs/operations.md.
+every ${env:...} placeholder is documented in docs/operations.md. In the agent, span_metrics'
+exemplars reach Prometheus (its exporter speaks OpenMetrics, and the Prometheus job scrapes
+it), and the service_graph connector feeds the same exporter, pairing query spans by the
+attribute otel_django really sets.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.ops.helpers import COLLECTOR, DOCS, load_yaml
+from tests.ops.helpers import COLLECTOR, DOCS, PROMETHEUS_DIR, ROOT, load_yaml
 
 CONFIGS = ["agent.yaml", "gateway.yaml"]
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 KINDS = ["receivers", "processors", "exporters", "connectors", "extensions"]
 ENV_PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -156,8 +160,8 @@ def test_agent_pipeline_shape() -> None:
     agent = load_yaml(COLLECTOR / "agent.yaml")
     p = pipelines(agent)
     assert p["traces"]["processors"] == ["memory_limiter", "resource_detection", "redaction"]
-    assert p["traces"]["exporters"] == ["otlp_grpc/traces", "span_metrics"]
-    assert p["metrics"]["receivers"] == ["otlp", "span_metrics"]
+    assert p["traces"]["exporters"] == ["otlp_grpc/traces", "span_metrics", "service_graph"]
+    assert p["metrics"]["receivers"] == ["otlp", "span_metrics", "service_graph"]
     assert p["metrics"]["exporters"] == ["prometheus"]
     assert "redaction" in p["logs"]["processors"]
     assert agent["exporters"]["otlp_http/logs"]["endpoint"].endswith(":-http://loki:3100/otlp}")
@@ -217,3 +221,42 @@ def test_gateway_tail_sampling_and_trace_id_routing() -> None:
         for receiver in sampling_receivers
         for proto in receiver["protocols"].values()
     )
+
+
+def metrics_exporters_fed_by(config: dict[str, Any], connector: str) -> list[str]:
+    return [
+        exporter
+        for pipeline in pipelines(config).values()
+        if connector in pipeline["receivers"]
+        for exporter in pipeline["exporters"]
+    ]
+
+
+def test_span_metrics_exemplars_reach_prometheus() -> None:
+    agent = load_yaml(COLLECTOR / "agent.yaml")
+    assert agent["connectors"]["span_metrics"]["exemplars"]["enabled"] is True
+    exporters = metrics_exporters_fed_by(agent, "span_metrics")
+    assert exporters == ["prometheus"]
+    exporter = agent["exporters"]["prometheus"]
+    # Exemplars exist only in OpenMetrics; without this the exporter drops them.
+    assert exporter["enable_open_metrics"] is True
+    port = exporter["endpoint"].rsplit(":", 1)[1].rstrip("}")
+    prometheus = load_yaml(PROMETHEUS_CONFIG)
+    [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "otel-collector"]
+    assert f"otel-collector:{port}" in job["static_configs"][0]["targets"]
+
+
+def test_service_graph_feeds_the_service_map() -> None:
+    agent = load_yaml(COLLECTOR / "agent.yaml")
+    graph = agent["connectors"]["service_graph"]
+    traces = pipelines(agent)["traces"]
+    assert "service_graph" in traces["exporters"]
+    # Before any sampling: the agent's traces pipeline has no sampler.
+    assert not [p for p in traces["processors"] if "sampling" in p]
+    assert metrics_exporters_fed_by(agent, "service_graph") == ["prometheus"]
+    # otel_django's query spans name their database with the stable attribute.
+    source = (ROOT / "otel_django" / "db" / "django.py").read_text(encoding="utf-8")
+    assert '"db.namespace"' in source
+    assert graph["database_name_attributes"][0] == "db.namespace"
+    assert "db.namespace" in graph["virtual_node_peer_attributes"]
+    assert graph["store"]["ttl"] and graph["store"]["max_items"] > 0

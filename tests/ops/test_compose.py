@@ -4,7 +4,7 @@ Proves: the file parses; everything it builds from or mounts exists in the repos
 (secrets: their documented .example copy); the Dockerfile's COPY sources exist and it runs the
 documented command; the hostnames the shipped configs use (Prometheus targets, Collector
 exporters, Grafana data sources) are services of the stack; app and Prometheus read the
-metrics password from the same mounted secret.
+metrics password from the same mounted secret; Prometheus keeps exemplars.
 """
 
 from __future__ import annotations
@@ -163,3 +163,9 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_prometheus_keeps_exemplars(compose: dict[str, Any]) -> None:
+    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
+    config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    assert config["storage"]["exemplars"]["max_exemplars"] > 0

@@ -6,7 +6,9 @@ failing SQL while a table is renamed away), runs Debian's Prometheus 2.42 scrapi
 every second with basic auth from a password file and evaluating alerts.yml, then:
 
 * every Prometheus target of every panel, with the template variables substituted, returns
-  a non-empty result;
+  a non-empty result, and every target that shows exemplars (latency, query duration,
+  queries per request) gets exemplars from Prometheus' exemplar storage, each with the
+  trace_id the Tempo data source link uses;
 * the template variables' own queries list the service and its instance;
 * every rule of alerts.yml evaluates without error against real series;
 * a scrape with a wrong password looks exactly as docs/operations.md says Prometheus 2.42
@@ -136,7 +138,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("dashboard")
     port = free_port()
     # Prometheus starts first: it comes up while the demo is being migrated and seeded.
-    prometheus = PrometheusServer(prometheus_config(tmp, f"127.0.0.1:{port}"), tmp)
+    prometheus = PrometheusServer(
+        prometheus_config(tmp, f"127.0.0.1:{port}"), tmp, features=["exemplar-storage"]
+    )
     app = None
     try:
         database = servers.copy_database(servers.seeded_database(tmp), tmp)
@@ -210,6 +214,23 @@ def test_every_panel_query_returns_data(stack: Stack) -> None:
         if not stack.query(substitute(expr, stack)):
             empty.append(f"{title}: {substitute(expr, stack)}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def test_every_exemplar_panel_shows_exemplars(stack: Stack) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    targets = [
+        (f"{panel['title']} [{target['refId']}]", target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if target.get("exemplar")
+    ]
+    assert len(targets) >= 6
+    window = {"start": time.time() - 600, "end": time.time() + 60}
+    for title, expr in targets:
+        query = urllib.parse.urlencode({"query": substitute(expr, stack), **window})
+        found = [e for s in stack.api(f"/api/v1/query_exemplars?{query}") for e in s["exemplars"]]
+        assert found, f"{title}: no exemplars"
+        assert all(len(e["labels"]["trace_id"]) == 32 for e in found), title
 
 
 def test_template_variable_queries(stack: Stack) -> None:

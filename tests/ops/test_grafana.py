@@ -3,7 +3,11 @@
 Proves: the dashboard is provisionable (uid, title, unique panel ids, non-overlapping grid),
 has the `job` (shown as "service") and `instance` variables, every Prometheus query filters
 on both and uses only metric names the app exposes, and rate windows use $__rate_interval;
-Loki log lines link to Tempo by trace_id and Tempo spans link back to Loki.
+Loki log lines link to Tempo by trace_id and Tempo spans link back to Loki. The latency panels
+and the queries-per-request panel ask for exemplars of histograms that carry them, on the data
+source whose exemplarTraceIdDestinations names the label otel_django writes (checked against
+the real renderer) and the Tempo data source's uid; Tempo's service map reads that same
+Prometheus.
 """
 
 from __future__ import annotations
@@ -13,8 +17,19 @@ import re
 from typing import Any
 
 import pytest
+from opentelemetry.trace import SpanContext, TraceFlags
 
-from tests.ops.helpers import APP_METRICS, GRAFANA_DIR, PROMETHEUS_METRICS, load_yaml, metric_names
+from otel_django.metrics.aggregate import Aggregate
+from otel_django.metrics.exposition import Renderer, Snapshot
+from otel_django.metrics.http import DURATION
+from tests.ops.helpers import (
+    APP_METRICS,
+    EXEMPLAR_HISTOGRAMS,
+    GRAFANA_DIR,
+    PROMETHEUS_METRICS,
+    load_yaml,
+    metric_names,
+)
 
 DASHBOARD = GRAFANA_DIR / "dashboards" / "otel-django.json"
 
@@ -125,3 +140,56 @@ def test_dashboard_provider() -> None:
     assert config["apiVersion"] == 1
     assert provider["type"] == "file"
     assert provider["options"]["path"].startswith("/")
+
+
+def exemplar_label_names() -> set[str]:
+    """The label names of the exemplars otel_django's /metrics really writes."""
+    aggregate = Aggregate(DURATION, limit=10)
+    context = SpanContext(0x1234, 0x5678, False, TraceFlags(1))
+    aggregate.record(0.2, ("GET", "http", 200, "a/", None), context)
+    body = Renderer().render(Snapshot({aggregate.family_name: aggregate.family()}), True)
+    found = re.findall(r" # \{([^}]*)\}", body.decode())
+    assert found
+    return {name for labels in found for name in re.findall(r'(\w+)="', labels)}
+
+
+def test_latency_panels_show_exemplars_linked_to_tempo(dashboard: dict[str, Any]) -> None:
+    with_exemplars = {
+        panel["title"]: target
+        for panel in panels(dashboard)
+        for target in panel.get("targets", [])
+        if target.get("exemplar")
+    }
+    for title in (
+        "Latency p50 / p95 / p99",
+        "p95 latency by route",
+        "Query p95 by operation and table",
+        "Queries per request by route",
+    ):
+        assert title in with_exemplars, title
+    for title, target in with_exemplars.items():
+        assert metric_names(target["expr"]) <= EXEMPLAR_HISTOGRAMS, title
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
+
+    config = load_yaml(GRAFANA_DIR / "provisioning" / "datasources" / "datasources.yaml")
+    prometheus = [d for d in config["datasources"] if d["type"] == "prometheus"]
+    [tempo] = [d for d in config["datasources"] if d["type"] == "tempo"]
+    assert len(prometheus) == 1 and prometheus[0]["isDefault"] is True  # what $datasource picks
+    [destination] = prometheus[0]["jsonData"]["exemplarTraceIdDestinations"]
+    assert destination["datasourceUid"] == tempo["uid"]
+    assert exemplar_label_names() == {"trace_id", "span_id"}
+    assert destination["name"] == "trace_id"  # otel_django's and span_metrics' exemplar label
+    assert "url" not in destination  # an internal link: the Tempo data source opens it
+    assert tempo["jsonData"]["serviceMap"]["datasourceUid"] == prometheus[0]["uid"]
+
+
+def test_queries_per_request_panel(dashboard: dict[str, Any]) -> None:
+    [panel] = [p for p in panels(dashboard) if p["title"] == "Queries per request by route"]
+    exprs = " ".join(t["expr"] for t in panel["targets"])
+    assert "by (http_route)" in exprs and "by (le, http_route)" in exprs
+    assert metric_names(exprs) == {
+        "otel_django_db_queries_per_request_sum",
+        "otel_django_db_queries_per_request_count",
+        "otel_django_db_queries_per_request_bucket",
+    }

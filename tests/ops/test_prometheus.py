@@ -5,7 +5,8 @@ for the secret) and scrapes the app with basic auth from a password file under t
 name; the rules are valid and their promtool unit tests pass; each alert has a unit test in
 which it fires and a case in which it must not (an empty expectation, or input series of the
 same test that are not in the expected alerts); every alert is documented and uses only the
-metric names the app (or Prometheus, or the Collector's span metrics) really exposes.
+metric names the app (or Prometheus, or the Collector's span metrics) really exposes; every
+alert name the configs and docs mention exists.
 """
 
 from __future__ import annotations
@@ -168,3 +169,21 @@ def test_each_alert_fires_and_does_not_fire_in_unit_tests() -> None:
 def test_unit_test_file_is_plain_yaml() -> None:
     # promtool reads it; make sure nothing relies on a YAML feature PyYAML would reject.
     yaml.safe_load(RULE_TESTS.read_text(encoding="utf-8"))
+
+
+def test_every_alert_name_mentioned_exists() -> None:
+    names = {a["alert"] for a in alerts()}
+    root = PROMETHEUS_DIR.parents[1]
+    files = [
+        *(root / "collector").glob("*.yaml"),
+        *(root / "deploy").rglob("*.y*ml"),
+        *(root / "deploy").rglob("*.json"),
+        *(root / "docs").glob("*.md"),
+        root / "README.md",
+        root / "examples" / "docker-compose.yml",
+    ]
+    mentioned = set()
+    for path in files:
+        mentioned |= set(re.findall(r"\bDjango[A-Z][A-Za-z0-9]+\b", path.read_text("utf-8")))
+    assert mentioned, "no alert mentioned anywhere?"
+    assert mentioned <= names, f"not alerts: {mentioned - names}"
