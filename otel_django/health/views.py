@@ -8,10 +8,8 @@ fails, so the load balancer stops sending traffic to this instance until it reco
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -19,19 +17,8 @@ from . import checks
 
 __all__ = ["healthz", "readyz"]
 
-_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
-
-def _login_not_required(view: _View) -> _View:
-    """Exempts the view from ``LoginRequiredMiddleware`` (Django >= 5.1); no-op before."""
-    try:
-        from django.contrib.auth.decorators import login_not_required
-    except ImportError:  # Django < 5.1 has neither the decorator nor the middleware
-        return view
-    return login_not_required(view)
-
-
-@_login_not_required
+@login_not_required
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -39,7 +26,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@_login_not_required
+@login_not_required
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
