@@ -168,6 +168,18 @@ def exchange_parent_pid() -> int:
     return _multiprocessing_parent() or os.getppid()
 
 
+def misconfiguration() -> str | None:
+    """What in the server's own options keeps telemetry from working, if anything."""
+    uwsgi = _uwsgi()
+    if uwsgi is not None and not getattr(uwsgi, "has_threads", True):
+        return (
+            "uWSGI runs without --enable-threads: the span exporter's and the metrics "
+            "exchange's threads cannot run, so spans wait for the exit and scrapes show one "
+            "worker (start uWSGI with --enable-threads)"
+        )
+    return None
+
+
 def call_after_fork(callback: Callable[[], None]) -> None:
     """Runs ``callback`` in each child right after a fork of this process.
 

@@ -72,6 +72,9 @@ def setup_providers(config: Config) -> None:
         if _providers_ready or _deferred is not None:
             return
         servers.call_at_worker_exit(shutdown)
+        problem = servers.misconfiguration()
+        if problem is not None:
+            logger.warning(problem)
         if _in_prefork_master(config):
             _deferred = config
             if not _fork_hook_registered:

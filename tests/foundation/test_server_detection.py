@@ -75,6 +75,10 @@ def test_uwsgi_master_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     assert servers.has_sibling_workers(None, "auto")
     uwsgi.numproc = 1  # type: ignore[attr-defined]
     assert not servers.has_sibling_workers(None, "auto")
+    uwsgi.has_threads = 1  # type: ignore[attr-defined]
+    assert servers.misconfiguration() is None
+    uwsgi.has_threads = 0  # type: ignore[attr-defined]
+    assert "--enable-threads" in (servers.misconfiguration() or "")
 
 
 @pytest.mark.parametrize("program", ["uvicorn", "granian"])
