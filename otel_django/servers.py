@@ -50,7 +50,7 @@ WORKER: Role = "worker"
 SINGLE: Role = "single"
 
 # Servers whose workers multiprocessing starts (a worker imports the application itself).
-_MULTIPROCESSING_SERVERS = ("uvicorn", "granian", "hypercorn")
+_MULTIPROCESSING_SERVERS = ("uvicorn", "granian")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,8 +250,8 @@ def _answer_lifespan(on_shutdown: Callable[[], None]) -> None:
 
     Django's ``ASGIHandler`` rejects lifespan scopes (checked against Django 5.2-6.1); the
     servers then carry on without them (uvicorn: "ASGI 'lifespan' protocol appears
-    unsupported"), and send no shutdown event. ``tests/test_servers.py`` fails if Django
-    starts answering them itself.
+    unsupported"), and send no shutdown event. ``tests/foundation/test_server_detection.py``
+    fails if Django starts answering them itself.
     """
     from django.core.handlers.asgi import ASGIHandler
 
