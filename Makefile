@@ -1,5 +1,7 @@
 # `make demo`: set up and run the demo shop on SQLite, printing its telemetry.
-# `make test`: set up and run the whole test suite (Django 5.2) and the smoke subset (Django 4.2).
+# `make test`: set up and run the supported matrix (scripts/matrix.sh): the whole test suite on
+#   Python 3.13 + Django 6.1, the smoke subset on Python 3.11 + Django 5.2 and on
+#   Python 3.12 + Django 6.0, then ruff and mypy. PYTEST_ARGS go to every pytest run.
 
 PYTEST_ARGS ?=
 
@@ -10,11 +12,7 @@ demo:
 
 test:
 	bash scripts/setup-dev
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
-	.venv-django42/bin/python -m pytest -m smoke $(PYTEST_ARGS)
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
-	.venv/bin/mypy
+	bash scripts/test-matrix $(PYTEST_ARGS)
 
 bench:
 	bash scripts/setup-dev

@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     names = _select(discover(), args.only)
     report: dict[str, Any] = {
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "machine": machine(),
         "benchmarks": {},

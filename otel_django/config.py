@@ -315,8 +315,11 @@ SETTINGS: tuple[Setting, ...] = (
         "PREFORK",
         _choice("auto", "true", "false"),
         "auto",
-        "Create providers in each forked worker rather than in the master: `auto` does "
-        "so under gunicorn.",
+        "Whether the process that loads the app then forks the workers: each worker creates "
+        "its own providers and the workers' metrics are merged. `auto` detects gunicorn "
+        "`--preload` and uWSGI without `--lazy-apps`; `true` for another pre-fork server; "
+        "`false` creates them where the app loads (forked workers share them). A process "
+        "that waits for a fork and serves a request instead sets up then, with a warning.",
     ),
     Setting(
         "TELEMETRY_IN_TESTS",
@@ -414,9 +417,10 @@ SETTINGS: tuple[Setting, ...] = (
         "METRICS_MULTIPROCESS_DIR",
         _optional_str,
         None,
-        "Directory shared by the workers of one server: each worker writes its metric "
-        "snapshot there and a scrape merges them. Default under gunicorn: a per-master "
-        "directory in the temp dir.",
+        "Parent of the private directory (one per server) where its workers exchange metric "
+        "snapshots, so that every scrape reports all of them. Setting it turns the exchange "
+        "on, for workers that detection misses. Default: the temp dir, wherever several "
+        "workers are detected (gunicorn, uWSGI, uvicorn and granian workers).",
         env=("PROMETHEUS_MULTIPROC_DIR",),
     ),
     Setting(

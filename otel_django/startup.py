@@ -14,10 +14,12 @@ line and a process without telemetry (``manage.py check`` reports it as otel_dja
 ``OTEL_SDK_DISABLED=true`` is a process without telemetry too; under a test runner nothing is
 exported, no access line written and logging left alone unless ``TELEMETRY_IN_TESTS`` is on.
 
-In the master of a pre-fork server (gunicorn) providers are not created: each worker creates
-its own right after the fork, so every worker has its own exporter threads and its own
+In the master of a pre-fork server (gunicorn ``--preload``, uWSGI without ``--lazy-apps``;
+:mod:`otel_django.servers` tells) providers are not created: each worker creates its own right
+after the fork, so every worker has its own exporter threads and its own
 ``service.instance.id``. Instrumentations installed in the master use the API's proxy
-tracers and meters, which resolve to the worker's providers.
+tracers and meters, which resolve to the worker's providers. A process that waits for a fork
+and serves a request instead creates them then.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
+from . import servers
 from .config import Config, ConfigError, disabled_config, load_config
 from .export import Notes
 from .resource import build_resource
@@ -56,6 +59,7 @@ _providers_ready = False
 _deferred: Config | None = None
 _fork_hook_registered = False
 _django_ready = False
+_shut_down = False
 under_wrapper = False
 
 
@@ -65,16 +69,7 @@ def apply_environment_defaults() -> None:
 
 
 def _in_prefork_master(config: Config) -> bool:
-    if config.prefork != "auto":
-        return config.prefork == "true"
-    if not os.path.basename(sys.argv[0] if sys.argv else "").startswith("gunicorn"):
-        return False
-    frame = sys._getframe()
-    while frame is not None:
-        if "gunicorn" in frame.f_code.co_filename and "workers" in frame.f_code.co_filename:
-            return False  # loading the app inside a worker (no --preload)
-        frame = frame.f_back  # type: ignore[assignment]
-    return True
+    return servers.in_prefork_master(config.prefork)
 
 
 def setup_providers(config: Config) -> None:
@@ -83,10 +78,17 @@ def setup_providers(config: Config) -> None:
     with _lock:
         if _providers_ready or _deferred is not None:
             return
+        servers.call_at_worker_exit(shutdown)
+        problem = servers.misconfiguration()
+        if problem is not None:
+            logger.warning(problem)
         if _in_prefork_master(config):
             _deferred = config
             if not _fork_hook_registered:
-                os.register_at_fork(after_in_child=_after_fork_in_child)
+                servers.call_after_fork(_after_fork_in_child)
+                from django.core.signals import request_started
+
+                request_started.connect(_serving_while_deferred, dispatch_uid=_DEFERRED_UID)
                 _fork_hook_registered = True
             logger.debug("pre-fork master: providers will be created in each worker")
             return
@@ -99,6 +101,25 @@ def _after_fork_in_child() -> None:
         config, _deferred = _deferred, None
         if config is not None and not _providers_ready:
             _create_providers(config)
+
+
+_DEFERRED_UID = "otel_django.startup.deferred"
+
+
+def _serving_while_deferred(**kwargs: object) -> None:
+    """A request in a process still waiting for its fork: no fork came (``PREFORK=true``
+    under a server that does not fork, say). Telemetry is set up here rather than never."""
+    from django.core.signals import request_started
+
+    with _lock:  # concurrent first requests wait until the providers exist
+        if _deferred is not None:
+            logger.warning(
+                "this process serves requests but was never forked (OTEL_DJANGO_PREFORK=%s): "
+                "telemetry is set up in it now",
+                _deferred.prefork,
+            )
+            _after_fork_in_child()
+    request_started.disconnect(dispatch_uid=_DEFERRED_UID)
 
 
 def after_fork() -> None:
@@ -150,7 +171,13 @@ def _flush_on_sigterm() -> None:
 
 
 def shutdown() -> None:
-    """Flushes and stops the providers (gunicorn ``worker_exit``, SIGTERM)."""
+    """Flushes and stops the providers (gunicorn ``worker_exit``, SIGTERM, a server's exit:
+    :func:`otel_django.servers.call_at_worker_exit`). Only the first call does anything."""
+    global _shut_down
+    with _lock:
+        if _shut_down:
+            return
+        _shut_down = True
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):
         provider.force_flush()
@@ -158,9 +185,10 @@ def shutdown() -> None:
     meter_provider = metrics.get_meter_provider()
     if isinstance(meter_provider, MeterProvider):
         meter_provider.shutdown()
-    from .logging.otlp import shutdown_log_export
-
-    shutdown_log_export()
+    # Imported only if log export was set up: an import at interpreter exit can fail.
+    log_export = sys.modules.get(f"{__package__}.logging.otlp")
+    if log_export is not None:
+        log_export.shutdown_log_export()
 
 
 def install_middleware() -> None:

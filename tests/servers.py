@@ -1,7 +1,9 @@
-"""The demo as a real server process: runserver or gunicorn, optionally under the wrapper."""
+"""The demo as a real server process: runserver, gunicorn (optionally under the wrapper), and
+every other common server (:data:`SERVER_CASES`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -10,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,3 +160,173 @@ def gunicorn(
     if instrument:
         command = [str(BIN / "opentelemetry-instrument"), *command]
     return Server(command, env, port, logs)
+
+
+# -- every common server, started as its documentation says (tests/foundation/test_servers.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerCase:
+    """One way to serve the demo: the command line, and what to expect of it.
+
+    ``access_logger``: the server's own access logger, switched on in ``command`` where it is
+    off by default. ``keep_access_lines``: run with ``ACCESS_LOG=false``, so that the server's
+    access lines are printed (redacted) instead of otel_django's.
+    """
+
+    id: str
+    command: Callable[[int], list[str]]
+    workers: int = 2
+    access_logger: str | None = None
+    keep_access_lines: bool = False
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    expected_warnings: tuple[str, ...] = ()
+    smoke: bool = False
+
+
+def _gunicorn(app: str, *options: str, hooks: bool = True) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        hook_options = ["-c", "python:otel_django.gunicorn"] if hooks else []
+        return [
+            str(BIN / "gunicorn"),
+            app,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            *hook_options,
+            "--access-logfile",
+            "-",
+            "--no-control-socket",  # gunicorn >= 25: one per server, not one per user
+            *options,
+        ]
+
+    return command
+
+
+def _uvicorn(port: int) -> list[str]:
+    return [
+        str(BIN / "uvicorn"),
+        "demo.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+
+
+def _granian(interface: str, app: str, *options: str) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [
+            str(BIN / "granian"),
+            "--interface",
+            interface,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--access-log",
+            *options,
+            app,
+        ]
+
+    return command
+
+
+def _uwsgi(*options: str) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [
+            str(BIN / "uwsgi"),
+            "--http-socket",
+            f"127.0.0.1:{port}",
+            "--module",
+            "demo.wsgi:application",
+            "--master",
+            "--processes",
+            "2",
+            "--enable-threads",  # threads for the span exporter and the metrics exchange
+            # SIGTERM stops uWSGI 2.0 gracefully (alone it reloads; with --die-on-term it kills
+            # the workers at once, and what they have not exported yet is lost).
+            "--hook-master-start",
+            "unix_signal:15 gracefully_kill_them_all",
+            "--disable-logging",  # its request log is C, with raw query strings
+            *options,
+        ]
+
+    return command
+
+
+def _runserver(port: int) -> list[str]:
+    return [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+
+
+GUNICORN_WSGI = "demo.wsgi"
+SERVER_CASES = (
+    ServerCase(
+        "gunicorn-sync", _gunicorn(GUNICORN_WSGI), access_logger="gunicorn.access", smoke=True
+    ),
+    ServerCase(
+        "gunicorn-sync-preload",
+        _gunicorn(GUNICORN_WSGI, "--preload"),
+        access_logger="gunicorn.access",
+    ),
+    ServerCase(
+        "gunicorn-sync-no-hooks",
+        _gunicorn(GUNICORN_WSGI, hooks=False),
+        access_logger="gunicorn.access",
+    ),
+    ServerCase(
+        "gunicorn-sync-preload-no-hooks",
+        _gunicorn(GUNICORN_WSGI, "--preload", hooks=False),
+        access_logger="gunicorn.access",
+    ),
+    ServerCase(
+        "gunicorn-gthread",
+        _gunicorn(GUNICORN_WSGI, "--threads", "4"),
+        access_logger="gunicorn.access",
+        keep_access_lines=True,
+    ),
+    ServerCase(
+        "gunicorn-gthread-preload-no-hooks",
+        _gunicorn(GUNICORN_WSGI, "--threads", "4", "--preload", hooks=False),
+        access_logger="gunicorn.access",
+    ),
+    ServerCase(
+        "gunicorn-uvicorn-worker",
+        _gunicorn("demo.asgi:application", "-k", "uvicorn_worker.UvicornWorker"),
+        access_logger="uvicorn.access",
+    ),
+    ServerCase("uvicorn-workers", _uvicorn, access_logger="uvicorn.access", smoke=True),
+    ServerCase(
+        "uvicorn-workers-prefork-true",
+        _uvicorn,
+        access_logger="uvicorn.access",
+        keep_access_lines=True,
+        env={"OTEL_DJANGO_PREFORK": "true"},
+        expected_warnings=("this process serves requests but was never forked",),
+    ),
+    ServerCase(
+        "granian-wsgi",
+        _granian("wsgi", "demo.wsgi:application"),
+        access_logger="granian.access",
+    ),
+    ServerCase(
+        "granian-asgi",
+        # Its default format has no query string: this one has, as granian's docs show.
+        _granian(
+            "asgi",
+            "demo.asgi:application",
+            "--access-log-fmt",
+            '%(addr)s - "%(method)s %(path)s?%(query_string)s %(protocol)s" %(status)d',
+        ),
+        access_logger="granian.access",
+        keep_access_lines=True,
+    ),
+    ServerCase("uwsgi", _uwsgi()),
+    ServerCase("uwsgi-lazy-apps", _uwsgi("--lazy-apps")),
+    ServerCase("runserver", _runserver, workers=1),
+)

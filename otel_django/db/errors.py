@@ -249,7 +249,7 @@ def _replace_messages(
             if not isinstance(getattr(node, "_str", None), str):
                 return False
             node._str = text  # type: ignore[attr-defined]
-            node.__notes__ = None  # type: ignore[attr-defined]
+            node.__notes__ = None
         pairs: list[tuple[traceback.TracebackException | None, BaseException | None]] = [
             (node.__cause__, current.__cause__),
             (node.__context__, current.__context__),

@@ -11,10 +11,8 @@ other methods get 405.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -22,19 +20,8 @@ from . import checks
 
 __all__ = ["healthz", "readyz"]
 
-_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
-
-def _login_not_required(view: _View) -> _View:
-    """Exempts the view from ``LoginRequiredMiddleware`` (Django >= 5.1); no-op before."""
-    try:
-        from django.contrib.auth.decorators import login_not_required
-    except ImportError:  # Django < 5.1 has neither the decorator nor the middleware
-        return view
-    return login_not_required(view)
-
-
-@_login_not_required
+@login_not_required
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -42,7 +29,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@_login_not_required
+@login_not_required
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:

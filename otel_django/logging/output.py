@@ -20,6 +20,7 @@ from structlog import DropEvent
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from ..redaction import Redactor
+from .servers import SERVER_ACCESS_LOGGERS, access_message, left_out_notice
 
 try:
     import orjson
@@ -198,6 +199,7 @@ _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__d
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's message again, with ANSI colours and a template unformatted
 }
 _REQUEST_LINE = re.compile(r"^(\S+ [^?\s]*)\?(\S*)( HTTP/[0-9.]+)$")
 
@@ -220,14 +222,28 @@ def _add_request_ids(event_dict: dict[str, Any], request: object) -> None:
 class PipelineHandler(logging.Handler):
     """The root handler: stdlib records through the pipeline into the line writer."""
 
-    def __init__(self, processors: list[Processor], writer: LineWriter, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        processors: list[Processor],
+        writer: LineWriter,
+        redactor: Redactor,
+        leave_out_server_access: bool = False,
+    ) -> None:
         super().__init__()
         self.processors = processors
         self.writer = writer
         self._redactor = redactor
+        # otel_django.access logs each request: the servers' access lines are left out.
+        self._left_out = SERVER_ACCESS_LOGGERS if leave_out_server_access else frozenset()
+        self._notified: set[str] = set()
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: the writer serialises lines, and the processors are re-entrant.
+        if record.name in self._left_out:
+            if record.name not in self._notified:
+                self._notified.add(record.name)
+                self.emit(left_out_notice(record.name))
+            return False
         if self.filters and not self.filter(record):
             return False
         self.emit(record)
@@ -253,6 +269,8 @@ class PipelineHandler(logging.Handler):
             message = f"{record.msg!s} {record.args!r}"
         if record.name == "django.server":
             message = self._redact_request_line(record, message)
+        elif record.name in SERVER_ACCESS_LOGGERS:
+            message = access_message(record, self._redactor)
         event_dict: dict[str, Any] = {
             "event": message,
             "logger": record.name,

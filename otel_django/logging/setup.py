@@ -128,7 +128,9 @@ def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
             context_class=dict,
             cache_logger_on_first_use=True,
         )
-        handler = PipelineHandler(_processors, writer, redactor)
+        handler = PipelineHandler(
+            _processors, writer, redactor, leave_out_server_access=config.access_log
+        )
         root = logging.getLogger()
         if _handler is not None:
             root.removeHandler(_handler)

@@ -60,8 +60,14 @@ def observe(options: CallbackOptions) -> Iterable[Observation]:
         if _running is not None and _running.is_alive():
             logger.warning("unapplied migrations: the previous check still runs; skipped")
             return []
-        thread = _running = threading.Thread(target=run, name="otel_django-migrations", daemon=True)
-        thread.start()
+        thread = threading.Thread(target=run, name="otel_django-migrations", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            # "can't create new thread at interpreter shutdown": a worker's final snapshot,
+            # taken from atexit (gunicorn without the shipped hooks). Gauges leave with it.
+            return []
+        _running = thread
     thread.join(TIMEOUT_S)
     if thread.is_alive():
         logger.warning("unapplied migrations: no answer within %.1fs; left out", TIMEOUT_S)

@@ -38,7 +38,6 @@ import selectors
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 import threading
 import time
@@ -46,6 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .. import servers
 from .exposition import (
     ALL,
     LIVE,
@@ -98,9 +98,10 @@ def _prefix(parent: str | None) -> tuple[Path, str]:
 
 
 def default_directory(parent: str | None) -> Path:
-    """The directory shared by the workers of this process's master."""
+    """The directory shared by the workers of this process's master (or supervisor: the
+    process that spawned uvicorn's or granian's workers)."""
     base, prefix = _prefix(parent)
-    ppid = os.getppid()
+    ppid = servers.exchange_parent_pid()
     return base / f"{prefix}{ppid}-{_start_time(ppid)}"
 
 
@@ -507,9 +508,6 @@ def _merged_ids(raw: bytes) -> list[str]:
 
 
 def wanted(multiprocess_dir: str | None, prefork: str) -> bool:
-    """Whether this process is one worker of several: a directory is set, or gunicorn runs it."""
-    if multiprocess_dir:
-        return True
-    if prefork != "auto":
-        return prefork == "true"
-    return os.path.basename(sys.argv[0] if sys.argv else "").startswith("gunicorn")
+    """Whether this process is one worker of several: a directory is set, ``PREFORK=true``, or
+    a server with several workers runs it (:func:`otel_django.servers.has_sibling_workers`)."""
+    return servers.has_sibling_workers(multiprocess_dir, prefork)

@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.sdk.resources import Resource
 
+from .. import servers
 from ..config import Config
 from ..export import Notes, build, choose
 from . import cardinality, multiprocess
@@ -103,17 +104,33 @@ def build_meter_provider(
     if config.metrics_pulled and multiprocess.wanted(
         config.metrics_multiprocess_dir, config.prefork
     ):
-        directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
-        multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)
-        try:
-            pipeline.start_exchange(directory)
-        except OSError as exc:
-            logger.error(
-                "metrics of this worker cannot be merged with the other workers' (%s): "
-                "each scrape shows only the worker that answers it",
-                exc,
-            )
+        if servers.in_prefork_master("auto"):
+            # Built in a pre-fork master all the same (PREFORK=false): the workers inherit this
+            # provider, and each joins the exchange right after its fork.
+            started: set[int] = set()
+
+            def start_in_worker() -> None:
+                if os.getpid() not in started:  # once, even where two fork hooks run
+                    started.add(os.getpid())
+                    _start_exchange(pipeline, config)
+
+            servers.call_after_fork(start_in_worker)
+        else:
+            _start_exchange(pipeline, config)
     return provider
+
+
+def _start_exchange(pipeline: Pipeline, config: Config) -> None:
+    directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
+    multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)
+    try:
+        pipeline.start_exchange(directory)
+    except OSError as exc:
+        logger.error(
+            "metrics of this worker cannot be merged with the other workers' (%s): "
+            "each scrape shows only the worker that answers it",
+            exc,
+        )
 
 
 def pipeline() -> Pipeline | None:

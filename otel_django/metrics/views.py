@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -27,17 +26,6 @@ from . import auth, provider
 from .exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 
 logger = logging.getLogger("otel_django.metrics")
-
-_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
-
-
-def _login_not_required(view: _View) -> _View:
-    """Exempts the view from ``LoginRequiredMiddleware`` (Django >= 5.1); no-op before."""
-    try:
-        from django.contrib.auth.decorators import login_not_required
-    except ImportError:
-        return view
-    return login_not_required(view)
 
 
 def _media_ranges(header: str) -> dict[str, float]:
@@ -75,7 +63,7 @@ def _unauthorized() -> HttpResponse:
     return response
 
 
-@_login_not_required
+@login_not_required
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponseBase:
     config = get_config()

@@ -118,7 +118,7 @@ def test_chains_and_groups_withhold_the_database_errors_only() -> None:
             sqlite_query(f"SELECT * FROM {TABLE}")()
         except DatabaseError as exc:
             errors.append(exc)
-        raise ExceptionGroup("tasks failed", errors)  # noqa: F821 - built in from Python 3.11
+        raise ExceptionGroup("tasks failed", errors)
 
     suppressed = raised(handled_then_failed)
     assert ErrorMessages().withheld(suppressed) == []  # `from None`: nothing of it is shown

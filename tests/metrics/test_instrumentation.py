@@ -293,10 +293,6 @@ def test_django_psycopg_pool_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.django_db(databases=["default", "postgres"], transaction=True)
 def test_real_django_psycopg_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("psycopg_pool")
-    import django
-
-    if django.VERSION < (5, 1):
-        pytest.skip("Django's psycopg pool is 5.1+")
     settings = dict(connections.settings["postgres"])
     settings["OPTIONS"] = {**settings.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 4}}
     # A host name of its own, so that no SQLAlchemy pool of another test has the same pool name.

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-import django
 import pytest
 from django.test import Client, override_settings
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -140,7 +139,6 @@ def test_gzip_when_asked() -> None:
     assert not identity.has_header("Content-Encoding")
 
 
-@pytest.mark.skipif(django.VERSION < (5, 1), reason="LoginRequiredMiddleware is Django 5.1+")
 def test_works_behind_login_required_middleware() -> None:
     from django.conf import settings
 

@@ -153,24 +153,17 @@ def test_head_under_gunicorn(seeded: Path, tmp_path: Path) -> None:
 
 
 def test_probes_are_exempt_from_login_required() -> None:
-    import django
-
     from otel_django.health import views
 
-    if django.VERSION < (5, 1):
-        pytest.skip("LoginRequiredMiddleware and login_not_required exist from Django 5.1")
     for view in (views.healthz, views.readyz):
         assert getattr(view, "login_required", True) is False
 
 
 @pytest.mark.django_db
 def test_probes_answer_behind_login_required_middleware(client: Client, sqlite_only: None) -> None:
-    import django
     from django.conf import settings
     from django.test import override_settings
 
-    if django.VERSION < (5, 1):
-        pytest.skip("LoginRequiredMiddleware exists from Django 5.1")
     middleware = [*settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"]
     with override_settings(MIDDLEWARE=middleware):
         assert client.get("/products/").status_code == 302  # the middleware is active
