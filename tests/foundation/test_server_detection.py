@@ -133,7 +133,10 @@ async def _lifespan(app: Any, scope_type: str = "lifespan") -> list[str]:
     async def send(message: dict[str, str]) -> None:
         sent.append(message["type"])
 
-    await app({"type": scope_type}, incoming.get, send)
+    scope: dict[str, Any] = {"type": scope_type}
+    if scope_type != "lifespan":  # a connection's scope as servers send it (Sentry reads it)
+        scope.update(headers=[], path="/", query_string=b"", client=("127.0.0.1", 1))
+    await app(scope, incoming.get, send)
     return sent
 
 
