@@ -384,7 +384,9 @@ class App:
 
         Windows: ``calibration`` (an empty one, five times: the cost of the client requests
         themselves), then per (queries, requests) of ``plan`` one window per request,
-        ``q=Q request=I``, and ``q=Q flush``. Returns which requests were sampled."""
+        ``q=Q request=I``, and ``q=Q flush``. Returns which requests were sampled. A
+        configuration sampling a ratio serves more than R requests when needed to see at
+        least one sampled and one unsampled request."""
         environ = self.environ
         handler, start_response = self.handler, self._start_response
         for queries, _ in plan:  # warm-up, uninstrumented: caches, specialised bytecode
@@ -400,7 +402,11 @@ class App:
             base = environ(queries)
             flags = sampled[str(queries)] = []
             gc.collect()
-            for i in range(requests):
+            i = 0
+            # A ratio-sampled configuration runs on until it has seen both kinds of request.
+            while i < requests or (
+                self.root_counter is not None and len(set(flags)) < 2 and i < 20 * requests
+            ):
                 request_environ = base.copy()
                 request_environ["wsgi.input"] = io.BytesIO(b"")
                 roots = self.root_counter.roots if self.root_counter is not None else 0
@@ -416,7 +422,8 @@ class App:
                     flags.append(self.config.sampling_ratio == 1.0 and self.config.traced)
                 if not self.status.startswith("200"):
                     raise RuntimeError(f"{self.config.key}: {url_path(queries)} -> {self.status}")
-            self.requests += requests
+                i += 1
+            self.requests += i
             counter.zero()
             self.flush()
             counter.dump(f"q={queries} flush")

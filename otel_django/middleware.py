@@ -34,6 +34,7 @@ from .logging.request_id import accept_request_id
 from .metrics.http import HttpServerMetrics
 from .redaction import Redactor
 from .runtime import get_config
+from .traces import spans
 
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
@@ -192,12 +193,13 @@ class OtelDjangoMiddleware:
         protocol = meta.get("SERVER_PROTOCOL", "")
         if protocol.startswith("HTTP/"):
             attributes["network.protocol.version"] = protocol[5:]
-        span = self._tracer.start_span(
+        span = spans.start_span(
+            self._tracer,
             "HTTP" if method == "_OTHER" else method,
-            context=parent,
-            kind=SpanKind.SERVER,
+            parent,
+            SpanKind.SERVER,
+            attributes,
             start_time=time.time_ns(),
-            attributes=attributes,
         )
         if span.is_recording():
             if method == "_OTHER":
@@ -247,7 +249,7 @@ class OtelDjangoMiddleware:
                 final["http.response.body.size"] = response_size
             if error_type is not None:
                 final["error.type"] = error_type
-            span.set_attributes(final)
+            spans.set_attributes(span, final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         context_token, log_tokens, scope_token = state.tokens
