@@ -43,7 +43,7 @@ from .request_worker import CONFIGURATIONS, REPO, clean_environ
 CONFIGS = ("bare", "prometheus", "upstream", "otel_django", "otel_django_10pct", "logfire")
 QUERIES = (1, 10, 50)
 FULL_REQUESTS = {1: 255, 10: 46, 50: 10}
-QUICK_REQUESTS = {1: 6, 10: 2, 50: 1}
+QUICK_REQUESTS = {1: 4, 10: 2, 50: 1}
 WORKER_TIMEOUT_S = 3600.0
 
 
@@ -104,7 +104,13 @@ def figures_of(
 
 
 def measure(
-    key: str, plan: Mapping[int, int], db_path: str, sink: Sink, helper: Path, directory: Path
+    key: str,
+    plan: Mapping[int, int],
+    db_path: str,
+    sink: Sink,
+    helper: Path,
+    directory: Path,
+    quick: bool = False,
 ) -> dict[int, dict[str, Any]]:
     """Runs one configuration under callgrind; its figures per query count."""
     config = CONFIGURATIONS[key]
@@ -114,6 +120,8 @@ def measure(
     spec = ",".join(f"{q}:{r}" for q, r in plan.items())
     argv = [sys.executable, "-m", "benchmarks.request_worker", "--config", key, "--db", db_path]
     argv += ["--count", spec, "--helper", str(helper), "--out", str(result_file)]
+    if quick:  # few warm-up requests; a ratio-sampled run may see one kind only
+        argv += ["--warmup", "5", "--any-kinds"]
     spans_before = sink.spans(key)
     with (work / "log.txt").open("wb") as log:
         process = subprocess.run(
@@ -269,7 +277,7 @@ def summary_table(
 
 
 def run_all(
-    keys: Sequence[str], plan: Mapping[int, int], jobs: int = 2
+    keys: Sequence[str], plan: Mapping[int, int], jobs: int = 2, quick: bool = False
 ) -> dict[str, dict[int, dict[str, Any]]]:
     helper = callgrind.build_helper()
     with tempfile.TemporaryDirectory(prefix="otel-django-callgrind-") as tmp, Sink() as sink:
@@ -277,14 +285,15 @@ def run_all(
         db_path = prepare_database(tmp)
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = {
-                k: pool.submit(measure, k, plan, db_path, sink, helper, directory) for k in keys
+                k: pool.submit(measure, k, plan, db_path, sink, helper, directory, quick)
+                for k in keys
             }
             return {k: f.result() for k, f in futures.items()}
 
 
 def run(quick: bool) -> list[harness.Comparison]:
     plan = QUICK_REQUESTS if quick else FULL_REQUESTS
-    return comparisons(run_all(CONFIGS, plan), CONFIGS)
+    return comparisons(run_all(CONFIGS, plan, quick=quick), CONFIGS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = QUICK_REQUESTS if args.quick else FULL_REQUESTS
     wanted = [int(q) for q in args.queries.split(",")]
     plan = {q: source.get(q, max(1, 510 // (q + 1))) for q in wanted}
-    results = run_all(args.configs, plan, args.jobs)
+    results = run_all(args.configs, plan, args.jobs, args.quick)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     from .run import format_comparison

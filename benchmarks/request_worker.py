@@ -379,7 +379,13 @@ class App:
             "middleware": list(settings.MIDDLEWARE),
         }
 
-    def count(self, plan: Sequence[tuple[int, int]], counter: Any) -> dict[str, Any]:
+    def count(
+        self,
+        plan: Sequence[tuple[int, int]],
+        counter: Any,
+        warmup: int = 30,
+        both_kinds: bool = True,
+    ) -> dict[str, Any]:
         """The instruction-count mode (under callgrind): see the module docstring.
 
         Windows: ``calibration`` (an empty one, five times: the cost of the client requests
@@ -390,7 +396,7 @@ class App:
         environ = self.environ
         handler, start_response = self.handler, self._start_response
         for queries, _ in plan:  # warm-up, uninstrumented: caches, specialised bytecode
-            for _ in range(30):
+            for _ in range(warmup):
                 self.check(queries)
         self.flush()
         counter.start_instrumentation()
@@ -405,7 +411,10 @@ class App:
             i = 0
             # A ratio-sampled configuration runs on until it has seen both kinds of request.
             while i < requests or (
-                self.root_counter is not None and len(set(flags)) < 2 and i < 20 * requests
+                both_kinds
+                and self.root_counter is not None
+                and len(set(flags)) < 2
+                and i < 20 * requests
             ):
                 request_environ = base.copy()
                 request_environ["wsgi.input"] = io.BytesIO(b"")
@@ -528,6 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", metavar="Q:R,...", help="instruction-count mode")
     parser.add_argument("--helper", help="the callgrind helper library (with --count)")
     parser.add_argument("--out", help="where --count writes which requests were sampled")
+    parser.add_argument("--warmup", type=int, default=30, help="warm-up requests (with --count)")
+    parser.add_argument(
+        "--any-kinds",
+        action="store_true",
+        help="with --count: R requests even if all were sampled or none (quick runs)",
+    )
     args = parser.parse_args(argv)
     if args.prepare:
         prepare_database(args.db)
@@ -550,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not counter.on_valgrind:
             raise SystemExit("--count: not running under valgrind")
         plan = [tuple(int(x) for x in item.split(":")) for item in args.count.split(",")]
-        result = app.count(plan, counter)  # type: ignore[arg-type]
+        result = app.count(plan, counter, args.warmup, not args.any_kinds)  # type: ignore[arg-type]
         Path(args.out).write_text(json.dumps({**result, "stats": app.stats()}))
         return 0
     answers.write("ready " + json.dumps(app.stats()) + "\n")
