@@ -17,8 +17,8 @@ test:
 	.venv/bin/mypy
 
 bench:
-	bash scripts/setup-dev
-	.venv/bin/python -m benchmarks.run
+	bash scripts/setup-bench
+	.venv-bench/bin/python -m benchmarks.run --json benchmarks/results/latest.json
 
 lint:
 	.venv/bin/ruff check .

@@ -237,23 +237,19 @@ def compare(
 
 def run(quick: bool) -> list[harness.Comparison]:
     inner, rounds, warmup = (20, 3, 1) if quick else (50, 100, 5)
+    # Issue 15's targets, stated on instruction counts (bench_instructions); here the second
+    # figure, in CPU time.
     targets = (
         harness.Target(
-            "otel_django (all on) costs at most django-prometheus",
+            "otel_django (all on) costs at most 1.5x django-prometheus",
             _label("otel_django"),
             _label("prometheus"),
-            1.0,
+            1.5,
         ),
         harness.Target(
-            "otel_django (all on) costs at most 0.4x upstream",
-            _label("otel_django"),
-            _label("upstream"),
-            0.4,
-        ),
-        harness.Target(
-            "10 % sampling costs at most half of 100 %",
+            "otel_django at 10 % costs at most 0.5x django-prometheus",
             _label("otel_django_10pct"),
-            _label("otel_django"),
+            _label("prometheus"),
             0.5,
         ),
     )

@@ -108,8 +108,11 @@ def machine() -> dict[str, object]:
     for package in (
         "Django",
         "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-http",
         "opentelemetry-instrumentation-django",
+        "opentelemetry-instrumentation-sqlite3",
         "django-prometheus",
+        "logfire",
         "structlog",
         "prometheus-client",
     ):
