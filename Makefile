@@ -15,8 +15,8 @@ test:
 	bash scripts/test-matrix $(PYTEST_ARGS)
 
 bench:
-	bash scripts/setup-dev
-	.venv/bin/python -m benchmarks.run
+	bash scripts/setup-bench
+	.venv-bench/bin/python -m benchmarks.run --json benchmarks/results/latest.json
 
 lint:
 	.venv/bin/ruff check .

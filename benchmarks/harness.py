@@ -22,7 +22,10 @@ from typing import Any, Literal
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """Time per operation of one candidate, in microseconds, over the rounds."""
+    """Time per operation of one candidate, in microseconds, over the rounds (or, in a
+    comparison whose ``measure`` is ``"instructions"``, instructions per operation: then
+    ``median_us`` holds the figure itself and ``p25_us``/``p75_us`` the quartiles of the
+    single operations it is made of)."""
 
     median_us: float
     p25_us: float
@@ -58,6 +61,7 @@ class Comparison:
     baseline: str | None = None
     notes: str = ""
     targets: Sequence[Target] = ()
+    measure: Literal["us", "instructions"] = "us"
 
     def overhead_us(self, name: str) -> float | None:
         if self.baseline is None:
@@ -101,6 +105,7 @@ class Comparison:
             "notes": self.notes,
             "figures": figures,
             "targets": targets,
+            "measure": self.measure,
         }
 
     @classmethod
@@ -121,6 +126,7 @@ class Comparison:
             data.get("baseline"),
             data.get("notes", ""),
             targets,
+            data.get("measure", "us"),
         )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .bench_requests import prepare_database
+from .otlp_sink import Sink
 from .request_worker import CONFIGURATIONS, build_app
 
 # First match wins: (fragment of the file path, concern).
@@ -153,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # access-log lines are rendered, not printed
-    with tempfile.TemporaryDirectory(prefix="otel-django-profile-") as directory:
+    with tempfile.TemporaryDirectory(prefix="otel-django-profile-") as directory, Sink() as sink:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
         app = build_app(CONFIGURATIONS[args.config], prepare_database(directory))
         app.run(500)
         out.write(

@@ -9,9 +9,20 @@ The worker configures Django for its configuration, builds ``WSGIHandler()``, ch
 request answers 200 with the product, prints ``ready {json}`` and then serves commands, one a
 line, on stdin; answers go to the original stdout, one a line:
 
-* ``run N`` -> ``ok <wall ns> <cpu ns>``: N requests to the same view, timed by the worker;
-* ``stats`` -> ``ok {json}``: requests served, spans exported, middleware chain;
+* ``run N Q`` -> ``ok <wall ns> <cpu ns>``: N requests to the view that runs Q ORM queries,
+  timed by the worker;
+* ``flush`` -> ``ok``: every span ended so far exported (``force_flush`` on this thread);
+* ``stats`` -> ``ok {json}``: requests served, middleware chain;
 * ``quit`` or end of input: exit.
+
+Spans go over OTLP/HTTP to the receiver the parent started (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+``benchmarks/otlp_sink.py``), each configuration with its own ``OTEL_SERVICE_NAME``; the
+exporter's work is part of the worker's CPU time.
+
+``--count Q:R,... --helper PATH --out FILE`` is the instruction-count mode: the worker runs
+under callgrind (see ``callgrind.py`` and ``bench_instructions.py``), warms up, then for each
+Q runs R requests, each between a zero and a dump of callgrind's counters, then one window
+that exports every span of them (``flush``); it writes which requests were sampled to FILE.
 
 File descriptor 1 is pointed at ``/dev/null`` before Django starts, so log lines are rendered
 (that cost is measured) but no terminal I/O is. Errors are answered ``error <message>``.
@@ -33,15 +44,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Span, SpanProcessor
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "demo"
-URL_PATH = "/bench/products/1/"
 PRODUCT_NAME = "Benchmark product"
 
-Stack = Literal["django", "prometheus", "upstream", "otel_django"]
+Stack = Literal["django", "prometheus", "upstream", "otel_django", "logfire"]
+
+
+def url_path(queries: int) -> str:
+    """The benchmarked view: ``queries`` ORM queries, then 38 bytes of JSON."""
+    return f"/bench/queries/{queries}/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +68,17 @@ class Configuration:
     otel_django: Mapping[str, object] = dataclasses.field(default_factory=dict)
     query_observer: bool = True
     description: str = ""
+
+    @property
+    def traced(self) -> bool:
+        return self.stack in {"upstream", "otel_django", "logfire"}
+
+    @property
+    def sampling_ratio(self) -> float:
+        """The share of requests whose spans are recorded, by construction of the config."""
+        if not self.traced or self.env.get("OTEL_TRACES_SAMPLER") == "always_off":
+            return 0.0 if self.traced else 1.0
+        return float(self.env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
 
 
 CONFIGURATIONS: dict[str, Configuration] = {
@@ -69,8 +95,9 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "upstream",
             "3. upstream OTel",
             "upstream",
-            description="DjangoInstrumentor, SDK tracer + BatchSpanProcessor(null exporter), "
-            "PrometheusMetricReader; OTEL_SEMCONV_STABILITY_OPT_IN unset (upstream default)",
+            description="DjangoInstrumentor + SQLite3Instrumentor, SDK tracer + "
+            "BatchSpanProcessor(OTLPSpanExporter), PrometheusMetricReader; "
+            "OTEL_SEMCONV_STABILITY_OPT_IN unset (upstream default)",
         ),
         Configuration(
             "upstream_stable",
@@ -84,7 +111,8 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "4. otel_django, all on",
             "otel_django",
             env={"OTEL_TRACES_SAMPLER_ARG": "1.0"},
-            description="traces 100 %, metrics, request id, JSON access log, slow-query/N+1 hooks",
+            description="traces 100 % over OTLP, metrics, request id, JSON access log, "
+            "DB spans and metric, slow-query/N+1 hooks",
         ),
         Configuration(
             "otel_django_10pct",
@@ -92,6 +120,13 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "otel_django",
             env={"OTEL_TRACES_SAMPLER_ARG": "0.1"},
             description="as 4, new traces sampled at 10 %",
+        ),
+        Configuration(
+            "logfire",
+            "6. Pydantic Logfire",
+            "logfire",
+            description="logfire.configure(send_to_logfire=False) exporting over OTLP, "
+            "instrument_django() + instrument_sqlite3()",
         ),
         # Ablations of configuration 4: each switches one concern off.
         Configuration(
@@ -148,8 +183,8 @@ def django_settings(config: Configuration, db_path: str) -> dict[str, Any]:
     elif config.stack == "otel_django":
         apps.append("otel_django")
         extra["OTEL_DJANGO"] = {
-            "SERVICE_NAME": "bench",
-            "TRACES_EXPORTER": "none",  # the worker adds a batch processor to a null exporter
+            # Spans over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, the parent's receiver.
+            "TRACES_EXPORTER": "otlp",
             "METRICS_PASSWORD": "bench-not-secret",
             **config.otel_django,
         }
@@ -168,60 +203,62 @@ def django_settings(config: Configuration, db_path: str) -> dict[str, Any]:
     }
 
 
-class NullSpanExporter(SpanExporter):
-    """Drops spans, counting them: export costs nothing, so what is measured is the rest."""
+class RootCounter(SpanProcessor):
+    """Counts the local roots started (recorded): tells which requests a ratio sampler kept.
+
+    Registered only in configurations that sample a ratio; it costs a method call per
+    recorded span."""
 
     def __init__(self) -> None:
-        self.exported = 0
+        self.roots = 0
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.exported += len(spans)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if span.parent is None or span.parent.is_remote:
+            self.roots += 1
 
 
-def _null_exporter() -> tuple[BatchSpanProcessor, NullSpanExporter]:
-    exporter = NullSpanExporter()
-    # Default batch parameters, as the SDK configurator uses them.
-    return BatchSpanProcessor(exporter), exporter
-
-
-def _setup_upstream() -> NullSpanExporter:
-    """What ``opentelemetry-instrument`` does before Django starts (minus the exporter I/O)."""
+def _setup_upstream() -> None:
+    """What ``opentelemetry-instrument`` does before Django starts, exporting spans over
+    OTLP/HTTP with upstream's exporter (it reads OTEL_EXPORTER_OTLP_ENDPOINT)."""
     from opentelemetry import metrics, trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({"service.name": "bench"})
+    resource = Resource.create()
     provider = TracerProvider(resource=resource)
-    processor, exporter = _null_exporter()
-    provider.add_span_processor(processor)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     # PrometheusMetricReader registers with prometheus_client; its HTTP server is not started.
     metrics.set_meter_provider(
         MeterProvider(resource=resource, metric_readers=[PrometheusMetricReader()])
     )
     DjangoInstrumentor().instrument()
-    return exporter
+    SQLite3Instrumentor().instrument()
 
 
-def _after_otel_django_setup(config: Configuration) -> NullSpanExporter:
+def _setup_logfire() -> None:
+    """Logfire as its docs set it up for another OTLP backend: no token, nothing sent to
+    Logfire itself, spans over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT."""
+    import logfire
+
+    logfire.configure(send_to_logfire=False, console=False)
+    logfire.instrument_django()
+    logfire.instrument_sqlite3()
+
+
+def _after_otel_django_setup(config: Configuration) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         raise RuntimeError(f"otel_django did not set up an SDK TracerProvider: {provider!r}")
-    processor, exporter = _null_exporter()
-    provider.add_span_processor(processor)
     if not config.query_observer:
         from django.db import connections
         from django.db.backends.signals import connection_created
@@ -229,7 +266,28 @@ def _after_otel_django_setup(config: Configuration) -> NullSpanExporter:
         connection_created.disconnect(dispatch_uid="otel_django.db")
         for connection in connections.all(initialized_only=True):
             connection.execute_wrappers.clear()
-    return exporter
+
+
+def _root_counter(config: Configuration) -> RootCounter | None:
+    if not config.traced or config.sampling_ratio in {0.0, 1.0}:
+        return None
+    from opentelemetry import trace
+
+    counter = RootCounter()
+    trace.get_tracer_provider().add_span_processor(counter)  # type: ignore[attr-defined]
+    return counter
+
+
+def flush_spans(config: Configuration) -> None:
+    """Exports every span ended so far, on this thread."""
+    if config.stack == "logfire":
+        import logfire
+
+        logfire.force_flush()
+    elif config.traced:
+        from opentelemetry import trace
+
+        trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
 
 
 @dataclasses.dataclass
@@ -238,18 +296,18 @@ class App:
 
     config: Configuration
     handler: Callable[..., Iterable[bytes]]
-    exporter: NullSpanExporter | None
+    root_counter: RootCounter | None = None
     requests: int = 0
     status: str = ""
 
     def _start_response(self, status: str, headers: object, exc_info: object = None) -> None:
         self.status = status
 
-    def environ(self) -> dict[str, Any]:
+    def environ(self, queries: int = 1) -> dict[str, Any]:
         return {
             "REQUEST_METHOD": "GET",
             "SCRIPT_NAME": "",
-            "PATH_INFO": URL_PATH,
+            "PATH_INFO": url_path(queries),
             "QUERY_STRING": "",
             "SERVER_NAME": "bench.example",
             "SERVER_PORT": "80",
@@ -267,8 +325,8 @@ class App:
             "wsgi.run_once": False,
         }
 
-    def request(self) -> bytes:
-        environ = self.environ()
+    def request(self, queries: int = 1) -> bytes:
+        environ = self.environ(queries)
         environ["wsgi.input"] = io.BytesIO(b"")
         response = self.handler(environ, self._start_response)
         try:
@@ -278,13 +336,13 @@ class App:
             if close is not None:
                 close()
 
-    def run(self, n: int) -> tuple[int, int]:
+    def run(self, n: int, queries: int = 1) -> tuple[int, int]:
         """Serves ``n`` requests; returns the nanoseconds they took: wall clock and CPU time
         of this process (all its threads, so the batch span processor's export counts).
 
         GC is collected before and stays on: the garbage a configuration makes is its cost.
         """
-        base = self.environ()
+        base = self.environ(queries)
         handler, start_response = self.handler, self._start_response
         gc.collect()
         cpu_start = time.process_time_ns()
@@ -301,29 +359,84 @@ class App:
         self.requests += n
         return elapsed, cpu
 
-    def check(self) -> None:
-        body = self.request()
+    def check(self, queries: int = 1) -> None:
+        body = self.request(queries)
         if not self.status.startswith("200") or PRODUCT_NAME.encode() not in body:
             raise RuntimeError(
-                f"{self.config.key}: GET {URL_PATH} -> {self.status}: {body[:300]!r}"
+                f"{self.config.key}: GET {url_path(queries)} -> {self.status}: {body[:300]!r}"
             )
         self.requests += 1
+
+    def flush(self) -> None:
+        flush_spans(self.config)
 
     def stats(self) -> dict[str, object]:
         from django.conf import settings
 
-        spans = None
-        if self.exporter is not None:
-            from opentelemetry import trace
-
-            trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
-            spans = self.exporter.exported
         return {
             "config": self.config.key,
             "requests": self.requests,
-            "spans_exported": spans,
             "middleware": list(settings.MIDDLEWARE),
         }
+
+    def count(
+        self,
+        plan: Sequence[tuple[int, int]],
+        counter: Any,
+        warmup: int = 30,
+        both_kinds: bool = True,
+    ) -> dict[str, Any]:
+        """The instruction-count mode (under callgrind): see the module docstring.
+
+        Windows: ``calibration`` (an empty one, five times: the cost of the client requests
+        themselves), then per (queries, requests) of ``plan`` one window per request,
+        ``q=Q request=I``, and ``q=Q flush``. Returns which requests were sampled. A
+        configuration sampling a ratio serves more than R requests when needed to see at
+        least one sampled and one unsampled request."""
+        environ = self.environ
+        handler, start_response = self.handler, self._start_response
+        for queries, _ in plan:  # warm-up, uninstrumented: caches, specialised bytecode
+            for _ in range(warmup):
+                self.check(queries)
+        self.flush()
+        counter.start_instrumentation()
+        for _ in range(5):
+            counter.zero()
+            counter.dump("calibration")
+        sampled: dict[str, list[bool]] = {}
+        for queries, requests in plan:
+            base = environ(queries)
+            flags = sampled[str(queries)] = []
+            gc.collect()
+            i = 0
+            # A ratio-sampled configuration runs on until it has seen both kinds of request.
+            while i < requests or (
+                both_kinds
+                and self.root_counter is not None
+                and len(set(flags)) < 2
+                and i < 20 * requests
+            ):
+                request_environ = base.copy()
+                request_environ["wsgi.input"] = io.BytesIO(b"")
+                roots = self.root_counter.roots if self.root_counter is not None else 0
+                counter.zero()
+                response = handler(request_environ, start_response)
+                for _chunk in response:
+                    pass
+                response.close()  # type: ignore[attr-defined]
+                counter.dump(f"q={queries} request={i}")
+                if self.root_counter is not None:
+                    flags.append(self.root_counter.roots > roots)
+                else:
+                    flags.append(self.config.sampling_ratio == 1.0 and self.config.traced)
+                if not self.status.startswith("200"):
+                    raise RuntimeError(f"{self.config.key}: {url_path(queries)} -> {self.status}")
+                i += 1
+            self.requests += i
+            counter.zero()
+            self.flush()
+            counter.dump(f"q={queries} flush")
+        return {"config": self.config.key, "sampled": sampled}
 
 
 def build_app(config: Configuration, db_path: str, env: Mapping[str, str] | None = None) -> App:
@@ -339,13 +452,16 @@ def build_app(config: Configuration, db_path: str, env: Mapping[str, str] | None
     from django.conf import settings
 
     settings.configure(**django_settings(config, db_path))
-    exporter = _setup_upstream() if config.stack == "upstream" else None
+    if config.stack == "upstream":
+        _setup_upstream()
+    elif config.stack == "logfire":
+        _setup_logfire()
     django.setup()
     if config.stack == "otel_django":
-        exporter = _after_otel_django_setup(config)
+        _after_otel_django_setup(config)
     from django.core.handlers.wsgi import WSGIHandler
 
-    app = App(config, WSGIHandler(), exporter)
+    app = App(config, WSGIHandler(), _root_counter(config))
     app.check()
     return app
 
@@ -392,8 +508,12 @@ def serve(app: App, commands: io.TextIOBase | Any, answers: io.TextIOBase | Any)
         verb, _, arg = line.strip().partition(" ")
         try:
             if verb == "run":
-                wall_ns, cpu_ns = app.run(int(arg))
+                n, _, queries = arg.partition(" ")
+                wall_ns, cpu_ns = app.run(int(n), int(queries or 1))
                 answer = f"ok {wall_ns} {cpu_ns}"
+            elif verb == "flush":
+                app.flush()
+                answer = "ok"
             elif verb == "stats":
                 answer = "ok " + json.dumps(app.stats())
             elif verb in {"quit", ""}:
@@ -418,6 +538,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="an extra environment variable for an experiment",
     )
+    parser.add_argument("--count", metavar="Q:R,...", help="instruction-count mode")
+    parser.add_argument("--helper", help="the callgrind helper library (with --count)")
+    parser.add_argument("--out", help="where --count writes which requests were sampled")
+    parser.add_argument("--warmup", type=int, default=30, help="warm-up requests (with --count)")
+    parser.add_argument(
+        "--any-kinds",
+        action="store_true",
+        help="with --count: R requests even if all were sampled or none (quick runs)",
+    )
     args = parser.parse_args(argv)
     if args.prepare:
         prepare_database(args.db)
@@ -433,6 +562,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         answers.write(f"error {type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
         raise
+    if args.count:
+        from .callgrind import Counter
+
+        counter = Counter(args.helper)
+        if not counter.on_valgrind:
+            raise SystemExit("--count: not running under valgrind")
+        plan = [tuple(int(x) for x in item.split(":")) for item in args.count.split(",")]
+        result = app.count(plan, counter, args.warmup, not args.any_kinds)  # type: ignore[arg-type]
+        Path(args.out).write_text(json.dumps({**result, "stats": app.stats()}))
+        return 0
     answers.write("ready " + json.dumps(app.stats()) + "\n")
     serve(app, sys.stdin, answers)
     return 0

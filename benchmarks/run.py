@@ -108,8 +108,11 @@ def machine() -> dict[str, object]:
     for package in (
         "Django",
         "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-http",
         "opentelemetry-instrumentation-django",
+        "opentelemetry-instrumentation-sqlite3",
         "django-prometheus",
+        "logfire",
         "structlog",
         "prometheus-client",
     ):
@@ -153,18 +156,24 @@ def format_comparison(c: Comparison) -> str:
     """One comparison as a plain-text table: medians, spreads, overheads, ratios, targets."""
     names = list(c.figures)
     rounds = max((f.rounds for f in c.figures.values()), default=0)
-    lines = [f"{c.title}: us per {c.unit}, medians of {rounds} interleaved rounds"]
+    if c.measure == "instructions":
+        lines = [f"{c.title}: instructions per {c.unit} (callgrind), over {rounds} {c.unit}s"]
+        header = ["#", "candidate", "instructions", "IQR %"]
+        number, signed = ",.0f", "+,.0f"
+    else:
+        lines = [f"{c.title}: us per {c.unit}, medians of {rounds} interleaved rounds"]
+        header = ["#", "candidate", "median", "IQR %"]
+        number, signed = ".1f", "+.1f"
     lines += [f"  {line}" for line in c.notes.splitlines()]
-    header = ["#", "candidate", "median", "IQR %"]
     if c.baseline:
         header += ["overhead", "x base"]
     rows = [header]
     for i, name in enumerate(names, 1):
         f = c.figures[name]
-        row = [str(i), name, f"{f.median_us:.1f}", f"{f.spread_pct:.1f}"]
+        row = [str(i), name, format(f.median_us, number), f"{f.spread_pct:.1f}"]
         if c.baseline:
             overhead = c.overhead_us(name)
-            row.append(_fmt(overhead, "+.1f") if name != c.baseline else "")
+            row.append(_fmt(overhead, signed) if name != c.baseline else "")
             row.append(f"{c.ratio(name, c.baseline):.2f}")
         rows.append(row)
     lines += ["", *_table(rows, "rlrrrr"[: len(header)])]

@@ -56,6 +56,7 @@ from .logging.request_id import accept_request_id
 from .metrics.http import HttpServerMetrics
 from .redaction import Redactor
 from .runtime import get_config
+from .traces import spans
 
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
@@ -274,12 +275,13 @@ class OtelDjangoMiddleware:
         protocol = meta.get("SERVER_PROTOCOL", "")
         if protocol.startswith("HTTP/"):
             attributes["network.protocol.version"] = protocol[5:]
-        span = self._tracer.start_span(
+        span = spans.start_span(
+            self._tracer,
             "HTTP" if method == "_OTHER" else method,
-            context=parent,
-            kind=SpanKind.SERVER,
+            parent,
+            SpanKind.SERVER,
+            attributes,
             start_time=time.time_ns(),
-            attributes=attributes,
         )
         if span.is_recording():
             if method == "_OTHER":
@@ -353,7 +355,7 @@ class OtelDjangoMiddleware:
                 final["error.type"] = error_type
             if db_summary is not None:
                 final.update(db_summary)
-            span.set_attributes(final)
+            spans.set_attributes(span, final)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             if self._capture_response and response is not None:

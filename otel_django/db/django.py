@@ -32,6 +32,7 @@ from ..config import Config
 from ..metrics.aggregate import AttributeValues
 from ..metrics.instruments import Histogram
 from ..redaction import Redactor
+from ..traces import spans
 from . import insight as insight_module
 from .duration import DURATION, duration_values
 from .errors import sqlstate
@@ -133,11 +134,8 @@ class QueryObserver:
             if parent.is_valid and (
                 parent.trace_flags.sampled or not self._unsampled_children_dropped()
             ):
-                span = self._tracer.start_span(
-                    description.summary,
-                    context=current,
-                    kind=SpanKind.CLIENT,
-                    attributes=span_attributes,
+                span = spans.start_span(
+                    self._tracer, description.summary, current, SpanKind.CLIENT, span_attributes
                 )
             else:  # outside any request or task, or in an unsampled one: measured, not traced
                 span = trace.INVALID_SPAN

@@ -5,16 +5,28 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_requests, harness, run
+from benchmarks import bench_instructions, bench_requests, callgrind, harness, run
 from benchmarks.request_worker import CONFIGURATIONS, clean_environ
+from tests.conftest import IN_CI
 
 REPO = Path(__file__).resolve().parents[2]
+# The benchmarks' own environment (scripts/setup-bench): the stacks compared are installed
+# there, not beside the tests.
+BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
+
+
+def _bench_python() -> str:
+    if BENCH_PYTHON.exists():
+        return str(BENCH_PYTHON)
+    message = f"{BENCH_PYTHON} is missing (bash scripts/setup-bench)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def _comparison() -> harness.Comparison:
@@ -99,7 +111,7 @@ def test_quick_run_gives_every_request_configuration_a_figure(tmp_path: Path) ->
     out = tmp_path / "results.json"
     process = subprocess.run(
         [
-            sys.executable,
+            _bench_python(),
             "-m",
             "benchmarks.run",
             "--quick",
@@ -139,7 +151,81 @@ def test_quick_run_gives_every_request_configuration_a_figure(tmp_path: Path) ->
     # (an overhead at or below zero). Only that every target is reported is checked.
     targets = by_title[bench_requests.MAIN_TITLE + " (CPU time)"]["targets"]
     assert [t["name"] for t in targets] == [
-        CONFIGURATIONS[k].label for k in ("otel_django", "otel_django", "otel_django_10pct")
+        CONFIGURATIONS[k].label for k in ("otel_django", "otel_django_10pct")
     ]
     for comparison in comparisons:
         assert comparison["title"] in process.stdout
+
+
+def test_instruction_figures_subtract_the_empty_window_and_weigh_a_sampled_ratio() -> None:
+    dumps = [("calibration", 100), ("calibration", 102), ("calibration", 100)]
+    dumps += [("q=1 request=0", 1100), ("q=1 request=1", 5100), ("q=1 request=2", 1100)]
+    dumps += [("q=1 flush", 2100)]
+    every = bench_instructions.figures_of(dumps, {"1": [True, True, True]}, 1.0)[1]
+    tenth = bench_instructions.figures_of(dumps, {"1": [False, True, False]}, 0.1)[1]
+
+    assert every["per_request"] == pytest.approx((1000 + 5000 + 1000 + 2000) / 3)
+    # 0.9 x an unsampled request + 0.1 x (a sampled one + the whole export, its own)
+    assert tenth["per_request"] == pytest.approx(0.9 * 1000 + 0.1 * (5000 + 2000))
+    assert tenth["sampled"] == 1 and tenth["requests"] == 3
+
+
+def test_callgrind_dumps_are_read_in_order_by_label(tmp_path: Path) -> None:
+    base = tmp_path / "callgrind.out"
+    for n, (label, count) in enumerate([("calibration", 7), ("q=1 request=0", 12)], 1):
+        Path(f"{base}.{n}").write_text(
+            f"version: 1\ndesc: Trigger: Client Request: {label}\nevents: Ir\nsummary: {count}\n"
+        )
+    base.write_text("desc: Trigger: Program termination\nsummary: 1\n")
+
+    assert callgrind.read_dumps(base) == [("calibration", 7), ("q=1 request=0", 12)]
+
+
+def test_the_instruction_summary_table_has_a_per_query_column() -> None:
+    def fig(x: float) -> dict[str, float]:
+        return {"per_request": x, "p25": x, "p75": x, "requests": 1, "sampled": 1, "export": 0}
+
+    results = {
+        "bare": {1: fig(1e6), 50: fig(50e6)},
+        "otel_django": {1: fig(2e6), 50: fig(60e6)},
+    }
+    table = bench_instructions.summary_table(results, ["bare", "otel_django"])
+
+    assert "| 1 query | 50 queries | per query |" in table
+    assert "| 1. bare Django | 1.00 M | 50.00 M | 1,000 k |" in table
+    assert "| 4. otel_django, all on | +1.00 M | +10.00 M | +184 k |" in table
+
+
+@pytest.mark.slow
+def test_quick_instruction_counts_give_every_configuration_a_figure(tmp_path: Path) -> None:
+    python = _bench_python()
+    problem = callgrind.missing_tools()
+    if problem:
+        if IN_CI:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    out = tmp_path / "results.json"
+    process = subprocess.run(
+        [python, "-m", "benchmarks.run", "--quick", "--only", "instructions", "--json", str(out)],
+        cwd=REPO,
+        env=clean_environ(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    report = json.loads(out.read_text())
+    comparisons = report["benchmarks"]["bench_instructions"]["comparisons"]
+    labels = [CONFIGURATIONS[k].label for k in bench_instructions.CONFIGS]
+    titles = [c["title"] for c in comparisons]
+    assert len(titles) == len(bench_instructions.QUERIES) + 1  # one per query count, marginal
+    for comparison in comparisons:
+        assert comparison["measure"] == "instructions"
+        assert list(comparison["figures"]) == labels
+        assert all(f["median_us"] > 0 for f in comparison["figures"].values())
+    assert "per query |" in comparisons[-1]["notes"]
+    assert [t["name"] for c in comparisons for t in c["targets"]] == [
+        CONFIGURATIONS[k].label for k in ("otel_django", "otel_django_10pct", "otel_django")
+    ]
