@@ -106,7 +106,7 @@ class OTLPReceiver:
         self.raw_bodies: list[bytes] = []
         self.request_headers: list[dict[str, str]] = []  # lowercased names
         self.paths_seen: list[str] = []
-        self.requests = 0
+        self.requests = 0  # every POST, to any path
         self.paths = dict(DEFAULT_PATHS if paths is None else paths)
         self._cond = threading.Condition()
         self._start_http()
@@ -124,6 +124,8 @@ class OTLPReceiver:
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
                 signal = receiver.paths.get(self.path)
+                with receiver._cond:
+                    receiver.requests += 1
                 if signal is None:
                     with receiver._cond:
                         receiver.paths_seen.append(self.path)
@@ -162,7 +164,6 @@ class OTLPReceiver:
 
     def _receive(self, signal: str, body: bytes, headers: dict[str, str], path: str) -> None:
         with self._cond:
-            self.requests += 1
             self.raw_bodies.append(body)
             self.request_headers.append(headers)
             self.paths_seen.append(path)

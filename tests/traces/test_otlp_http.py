@@ -102,7 +102,7 @@ def test_a_refused_batch_is_a_failure(receiver: OTLPReceiver) -> None:
     exporter = OTLPSpanExporter(endpoint=receiver.endpoint + "/v1/unknown", timeout=5)
 
     assert exporter.export(_spans()) is SpanExportResult.FAILURE
-    assert receiver.requests == 1  # 400 is not retried
+    assert receiver.requests == 1  # a 4xx answer is not retried
 
 
 def test_after_shutdown_nothing_is_sent(receiver: OTLPReceiver) -> None:
