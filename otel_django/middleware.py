@@ -47,15 +47,11 @@ from opentelemetry.util.http import (
     normalise_response_header_name,
 )
 
-from . import __version__
-from .config import Config
+from . import __version__, runtime
 from .db import insight
-from .db.errors import ErrorMessages
 from .logging.access import AccessLog
 from .logging.request_id import accept_request_id
 from .metrics.http import HttpServerMetrics
-from .redaction import Redactor
-from .runtime import get_config
 from .traces import spans
 
 KNOWN_METHODS = frozenset(
@@ -124,25 +120,37 @@ class OtelDjangoMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], Any],
+        tracer_provider: trace.TracerProvider | None = None,
+        http_metrics: HttpServerMetrics | None = None,
+    ) -> None:
+        """Django passes ``get_response`` alone; ``tracer_provider`` defaults to the global
+        one, ``http_metrics`` to the request metrics of the global meter (when metrics are on).
+        """
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
-        config: Config = get_config()
+        # Django constructs the middleware: it takes what it needs from the process's runtime.
+        current = runtime.current()
+        config = current.config
         if config.sdk_disabled:
             raise MiddlewareNotUsed("OTEL_SDK_DISABLED")
         self._own_paths: dict[object, frozenset[str]] = {}
-        self._excluded = ExcludeList(config.excluded_urls) if config.excluded_urls else None
-        self._traced_request_attrs = config.traced_request_attrs
-        self._capture_request = list(config.capture_headers_server_request)
-        self._capture_response = list(config.capture_headers_server_response)
-        self._sanitize = list(config.capture_headers_sanitize_fields)
-        self._request_hook = config.request_hook
-        self._response_hook = config.response_hook
-        self._tracer = trace.get_tracer("otel_django", __version__)
+        self._excluded = (
+            ExcludeList(config.traces.excluded_urls) if config.traces.excluded_urls else None
+        )
+        self._traced_request_attrs = config.traces.traced_request_attrs
+        self._capture_request = list(config.traces.capture_headers_server_request)
+        self._capture_response = list(config.traces.capture_headers_server_response)
+        self._sanitize = list(config.traces.capture_headers_sanitize_fields)
+        self._request_hook = config.traces.request_hook
+        self._response_hook = config.traces.response_hook
+        self._tracer = trace.get_tracer("otel_django", __version__, tracer_provider)
         self._metrics = (
-            HttpServerMetrics(metrics.get_meter("otel_django", __version__), "otel_django")
+            HttpServerMetrics(metrics.get_meter("otel_django", __version__), "otel_django", current)
             if config.metrics_on
             else None
         )
@@ -151,12 +159,15 @@ class OtelDjangoMiddleware:
             "HTTP_" + field.upper().replace("-", "_")
             for field in propagate.get_global_textmap().fields
         )
-        header = config.request_id_header
+        header = config.logging.request_id_header
         self._request_id_meta = "HTTP_" + header.upper().replace("-", "_")
         self._request_id_header = header
-        redactor = Redactor(config.redact_keys)
-        self._access_log = AccessLog(config, redactor) if config.access_log else None
+        redactor = current.redactor
+        self._access_log = AccessLog(config, redactor) if config.logging.access_log else None
         self._redactor = redactor
+        self._insight = current.insight
+        self._error_messages = current.error_messages
+        self._own_views: frozenset[object] | None = None
 
     def _not_traced(self, request: HttpRequest) -> bool:
         """otel_django's own views, and the URLs excluded by the user."""
@@ -230,7 +241,9 @@ class OtelDjangoMiddleware:
     ) -> None:
         """Safety net: a request that reached otel_django's views by a path ``reverse()`` does
         not give (a converter in the prefix, i18n patterns) is dropped from telemetry."""
-        if view in _own_views():
+        if self._own_views is None:
+            self._own_views = _own_views()
+        if view in self._own_views:
             state: _RequestState | None = getattr(request, "_otel_django", None)
             if state is not None:
                 state.untraced = True
@@ -240,9 +253,10 @@ class OtelDjangoMiddleware:
             return  # Django answers 4xx for them: as a returned 4xx, not an error
         state: _RequestState | None = getattr(request, "_otel_django", None)
         if state is not None and state.span.is_recording():
-            messages = ErrorMessages.from_config(get_config())
             state.span.record_exception(
-                exception, attributes=messages.span_attributes(exception), escaped=True
+                exception,
+                attributes=self._error_messages.span_attributes(exception),
+                escaped=True,
             )
             state.span.set_attribute("error.type", _qualified_name(type(exception)))
         if state is not None:
@@ -308,7 +322,7 @@ class OtelDjangoMiddleware:
         # Last, so that nothing stays bound to the thread if a step above fails.
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
-        scope_token = insight.begin_request(span)
+        scope_token = insight.begin_request(span, self._insight)
         state = _RequestState(
             span,
             method,
@@ -416,17 +430,11 @@ def _own_paths(urlconf: object) -> frozenset[str]:
     return frozenset(paths)
 
 
-_views: frozenset[object] | None = None
-
-
 def _own_views() -> frozenset[object]:
-    global _views
-    if _views is None:
-        from .health import views as health_views
-        from .metrics import views as metrics_views
+    from .health import views as health_views
+    from .metrics import views as metrics_views
 
-        _views = frozenset({metrics_views.metrics, health_views.healthz, health_views.readyz})
-    return _views
+    return frozenset({metrics_views.metrics, health_views.healthz, health_views.readyz})
 
 
 _hooks_failed: set[str] = set()

@@ -27,16 +27,15 @@ import threading
 import structlog
 from structlog.typing import Processor
 
-from ..config import SETTINGS, Config, ConfigError
+from ..config import Config
 from ..db.errors import ErrorMessages
 from ..redaction import Redactor
-from ..resource import default_service_name
 from .output import LineLoggerFactory, LineWriter, PipelineHandler, render_json, with_newline
 from .processors import (
     core_fields,
     escape_control_characters,
     exception_text,
-    import_processor,
+    guarded,
     merge_contextvars,
     redact_sensitive,
     structured_exception,
@@ -56,14 +55,14 @@ _processors: list[Processor] | None = None
 
 def build_processors(config: Config, redactor: Redactor | None = None) -> list[Processor]:
     """The processor chain for ``config``, renderer last."""
-    redactor = redactor or Redactor(config.redact_keys)
-    console = config.log_format == "console"
+    redactor = redactor or Redactor(config.logging.redact_keys)
+    console = config.logging.format == "console"
     messages = ErrorMessages.from_config(config)
     processors: list[Processor] = [
         merge_contextvars,
         exception_text(messages) if console else structured_exception(messages),
     ]
-    service_name = config.service_name or default_service_name()
+    service_name = config.service.resolved_name
     user_processors = _user_processors(config)
     if user_processors:
         processors.append(core_fields(service_name))
@@ -77,45 +76,39 @@ def build_processors(config: Config, redactor: Redactor | None = None) -> list[P
         processors.append(export_processor)
     if console:
         processors.append(escape_control_characters)
-        processors.append(with_newline(_console_renderer()))
+        processors.append(with_newline(_console_renderer(config.logging.no_color)))
     else:
         processors.append(render_json)
     return processors
 
 
 def _user_processors(config: Config) -> list[Processor]:
-    processors = []
-    for path in config.log_processors:
-        try:
-            processors.append(import_processor(path))
-        except Exception as exc:
-            setting = next(s for s in SETTINGS if s.name == "LOG_PROCESSORS")
-            raise ConfigError(setting, path, f"cannot load the processor: {exc}") from None
-    return processors
+    """``LOG_PROCESSORS``, imported (and validated) by the configuration."""
+    return [guarded(processor) for processor in config.logging.processors]
 
 
-def _console_renderer() -> Processor:
-    import os
-
-    colors = sys.stdout is not None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+def _console_renderer(no_color: bool) -> Processor:
+    colors = sys.stdout is not None and sys.stdout.isatty() and not no_color
     return structlog.dev.ConsoleRenderer(
         colors=colors, exception_formatter=structlog.dev.plain_traceback
     )
 
 
-def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
+def configure_logging(
+    config: Config, writer: LineWriter | None = None, *, redactor: Redactor | None = None
+) -> None:
     """Sets up the pipeline, unless ``LOGGING_ENABLED`` is off.
 
     Calling it again swaps the processors in place, so loggers already cached by structlog
     (``cache_logger_on_first_use``) follow; their level and writer stay those of the first call.
     """
     global _handler, _processors
-    if not config.logging_enabled:
+    if not config.logging.enabled:
         return
-    redactor = Redactor(config.redact_keys)
+    redactor = redactor or Redactor(config.logging.redact_keys)
     processors = build_processors(config, redactor)
     writer = writer or LineWriter()
-    level = _LEVELS[config.log_level]
+    level = _LEVELS[config.logging.level]
     with _lock:
         if _processors is None:
             _processors = processors
@@ -129,7 +122,7 @@ def configure_logging(config: Config, writer: LineWriter | None = None) -> None:
             cache_logger_on_first_use=True,
         )
         handler = PipelineHandler(
-            _processors, writer, redactor, leave_out_server_access=config.access_log
+            _processors, writer, redactor, leave_out_server_access=config.logging.access_log
         )
         root = logging.getLogger()
         if _handler is not None:

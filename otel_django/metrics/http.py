@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import Attributes
 
 from .aggregate import AttributeValues, HistogramSpec
-from .instruments import Histogram
+from .instruments import Histogram, PipelineSource
 
 # Bucket boundaries advised by the semantic conventions for http.server.request.duration.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -101,12 +101,12 @@ QUERIES_PER_REQUEST = HistogramSpec(
 class HttpServerMetrics:
     """Records a request's measurements; attribute values in ``HTTP_ATTRIBUTES`` order."""
 
-    def __init__(self, meter: Meter, scope: str) -> None:
+    def __init__(self, meter: Meter, scope: str, source: PipelineSource) -> None:
         _active.register(meter)
-        self.duration = Histogram(DURATION, scope)
-        self.request_size = Histogram(REQUEST_SIZE, scope)
-        self.response_size = Histogram(RESPONSE_SIZE, scope)
-        self.queries = Histogram(QUERIES_PER_REQUEST, scope)
+        self.duration = Histogram(DURATION, scope, source)
+        self.request_size = Histogram(REQUEST_SIZE, scope, source)
+        self.response_size = Histogram(RESPONSE_SIZE, scope, source)
+        self.queries = Histogram(QUERIES_PER_REQUEST, scope, source)
 
     def request_started(self, attributes: Attributes) -> None:
         _active.add(attributes, 1)

@@ -145,8 +145,15 @@ def _prepare_directory(path: Path) -> None:
 class Exchange:
     """This worker's side of the exchange: answers peers, and merges them when scraped."""
 
-    def __init__(self, directory: Path, collect: Callable[[], Snapshot], limit: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        collect: Callable[[], Snapshot],
+        limit: int,
+        peer_timeout_s: float = PEER_TIMEOUT_S,
+    ) -> None:
         self.directory = directory
+        self.peer_timeout_s = peer_timeout_s
         self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._collect = collect
         self._limit = limit
@@ -207,7 +214,7 @@ class Exchange:
                 continue
             with conn:
                 try:
-                    conn.settimeout(PEER_TIMEOUT_S)
+                    conn.settimeout(self.peer_timeout_s)
                     if conn.recv(1) != b"?":
                         continue
                     data = self._answer()
@@ -322,9 +329,9 @@ class Exchange:
         return Snapshot(merged, common)
 
     def _ask_all(self, peers: list[Path]) -> dict[Path, bytes | None]:
-        """Every peer's snapshot, all asked at once and given ``PEER_TIMEOUT_S`` in all:
+        """Every peer's snapshot, all asked at once and given ``peer_timeout_s`` in all:
         ``None`` for a peer that is gone, ``b""`` for one that did not answer in time."""
-        deadline = time.monotonic() + PEER_TIMEOUT_S
+        deadline = time.monotonic() + self.peer_timeout_s
         answers: dict[Path, bytes | None] = {}
         selector = selectors.DefaultSelector()
         try:

@@ -46,8 +46,6 @@ DROPPED_INSTRUMENTS = (
     "http.server.response.body.size",
 )
 
-_pipeline: Pipeline | None = None
-
 
 def _pulled() -> None:
     """``prometheus``: the metrics view, fed by the scrape reader every provider has."""
@@ -60,11 +58,13 @@ def _console() -> Any:
     return ConsoleMetricExporter(out=sys.stderr)  # stdout carries the JSON log lines
 
 
-def push_readers(config: Config, resource: Resource, notes: Notes) -> list[MetricReader]:
+def push_readers(
+    config: Config, resource: Resource, notes: Notes, pipeline: Pipeline | None = None
+) -> list[MetricReader]:
     """A reader per configured exporter other than ``prometheus``."""
     readers: list[MetricReader] = []
     own: dict[str, Callable[[], Any]] = {"prometheus": _pulled, "console": _console}
-    for choice in choose("metrics", config.metrics_exporter, os.environ, notes, own):
+    for choice in choose("metrics", config.metrics.exporter, config.exporter_variables, notes, own):
         built = build(choice, "metrics", notes)
         if built is None:
             continue
@@ -73,16 +73,17 @@ def push_readers(config: Config, resource: Resource, notes: Notes) -> list[Metri
         else:
             from .push import PushExporter
 
-            readers.append(PeriodicExportingMetricReader(PushExporter(built, pipeline, resource)))
+            exporter = PushExporter(built, lambda: pipeline, resource)
+            readers.append(PeriodicExportingMetricReader(exporter))
     return readers
 
 
 def build_meter_provider(
     config: Config, resource: Resource, notes: Notes | None = None
-) -> MeterProvider:
-    global _pipeline
+) -> tuple[MeterProvider, Pipeline]:
+    """The MeterProvider and the pipeline of its in-place histograms and scrapes."""
     notes = notes or Notes()
-    cardinality.install(config.metrics_cardinality_limit)
+    cardinality.install(config.metrics.cardinality_limit)
     reader = ScrapeReader()
     views = [
         View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
@@ -90,19 +91,16 @@ def build_meter_provider(
     # otel_django's request and query histograms sample their own exemplars (aggregate.py,
     # METRICS_EXEMPLAR_FILTER); the SDK's instruments only when OTEL_METRICS_EXEMPLAR_FILTER
     # asks: sampling costs every measurement in a trace.
-    exemplar_filter = (
-        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
-    )
-    pipeline = Pipeline(reader, config.metrics_cardinality_limit, config.metrics_exemplar_filter)
-    _pipeline = pipeline
+    exemplar_filter = None if config.metrics.sdk_exemplar_filter_set else AlwaysOffExemplarFilter()
+    pipeline = Pipeline(reader, config.metrics.cardinality_limit, config.metrics.exemplar_filter)
     provider = MeterProvider(
         resource=resource,
-        metric_readers=[reader, *push_readers(config, resource, notes)],
+        metric_readers=[reader, *push_readers(config, resource, notes, pipeline)],
         views=views,
         exemplar_filter=exemplar_filter,
     )
     if config.metrics_pulled and multiprocess.wanted(
-        config.metrics_multiprocess_dir, config.prefork
+        config.metrics.multiprocess_dir, config.prefork
     ):
         if servers.in_prefork_master("auto"):
             # Built in a pre-fork master all the same (PREFORK=false): the workers inherit this
@@ -117,12 +115,12 @@ def build_meter_provider(
             servers.call_after_fork(start_in_worker)
         else:
             _start_exchange(pipeline, config)
-    return provider
+    return provider, pipeline
 
 
 def _start_exchange(pipeline: Pipeline, config: Config) -> None:
-    directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
-    multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)
+    directory = multiprocess.default_directory(config.metrics.multiprocess_dir)
+    multiprocess.remove_stale_directories(config.metrics.multiprocess_dir)
     try:
         pipeline.start_exchange(directory)
     except OSError as exc:
@@ -131,13 +129,3 @@ def _start_exchange(pipeline: Pipeline, config: Config) -> None:
             "each scrape shows only the worker that answers it",
             exc,
         )
-
-
-def pipeline() -> Pipeline | None:
-    """The metrics pipeline of this process, if otel_django built its MeterProvider."""
-    return _pipeline
-
-
-def scrape_reader() -> ScrapeReader | None:
-    """The reader of this process's MeterProvider, if otel_django built it."""
-    return _pipeline.reader if _pipeline is not None else None

@@ -21,8 +21,8 @@ from django.http import (
 )
 from django.views.decorators.cache import never_cache
 
-from ..runtime import get_config
-from . import auth, provider
+from .. import runtime
+from . import auth
 from .exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 
 logger = logging.getLogger("otel_django.metrics")
@@ -66,20 +66,21 @@ def _unauthorized() -> HttpResponse:
 @login_not_required
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponseBase:
-    config = get_config()
+    current = runtime.current()
+    config = current.config
     if not config.metrics_pulled:  # METRICS_ENABLED=false, OTEL_METRICS_EXPORTER without prometheus
         return HttpResponseNotFound("metrics are not served here\n", content_type="text/plain")
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     meta = request.META
-    if not auth.client_allowed(meta, config.metrics_allowed_networks, config.trust_x_forwarded_for):
+    if not auth.client_allowed(meta, config.metrics.allowed_networks, config.trust_x_forwarded_for):
         return HttpResponseForbidden("forbidden\n", content_type="text/plain")
     password = auth.expected_password(config)
     if password is None or not auth.check_basic_auth(
-        meta.get("HTTP_AUTHORIZATION"), config.metrics_username.encode(), password
+        meta.get("HTTP_AUTHORIZATION"), config.metrics.username.encode(), password
     ):
         return _unauthorized()
-    pipeline = provider.pipeline()
+    pipeline = current.pipeline
     if pipeline is None:
         return HttpResponse(
             "otel_django does not collect metrics in this process\n",

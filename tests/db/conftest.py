@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,26 +11,35 @@ from django.db import connections
 from shop.models import Category, Product
 
 from otel_django import runtime
-from otel_django.db import insight
-from otel_django.db.django import observer
+from otel_django.db.insight import Insight
 
 ALIAS = "postgres"
 
 
+THRESHOLDS = (
+    "slow_s",
+    "n_plus_one_threshold",
+    "explain_enabled",
+    "explain_interval_s",
+    "explain_timeout_ms",
+)
+
+
 @pytest.fixture
-def tune() -> Iterator[Callable[..., None]]:
-    """``tune(slow_query_ms=0, explain_enabled=True ...)`` changes the live query insight."""
-    live = insight.get_insight()
-    assert live is not None, "otel_django did not set up query insight"
-    base = runtime.get_config()
-    live.limiter.clear()
+def tune(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``tune(slow_query_ms=0, explain_enabled=True ...)`` gives the live query insight (the
+    one the observers report to) the thresholds of a configuration with these settings, and a
+    fresh EXPLAIN limiter; monkeypatch puts everything back."""
+    current = runtime.current()
+    live = current.insight
+    monkeypatch.setattr(live, "limiter", Insight(current.config.db).limiter)
 
     def apply(**overrides: Any) -> None:
-        live.apply(dataclasses.replace(base, **overrides))
+        tuned = Insight(current.config.replace(**overrides).db)
+        for name in THRESHOLDS:
+            monkeypatch.setattr(live, name, getattr(tuned, name))
 
-    yield apply
-    live.apply(base)
-    live.limiter.clear()
+    return apply
 
 
 def seed(alias: str, products: int = 8) -> None:
@@ -77,7 +85,8 @@ def without_observer() -> Callable[[str], Any]:
     def remove(alias: str) -> Iterator[None]:
         connection = connections[alias]
         connection.ensure_connection()
-        wrapper = observer()
+        wrapper = runtime.current().observer
+        assert wrapper is not None, "otel_django did not instrument the ORM"
         connection.execute_wrappers.remove(wrapper)
         try:
             with suppress_instrumentation():

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from shop.models import Category, Product
 
+from otel_django import runtime
 from otel_django.db.explain import explain_postgresql
-from otel_django.metrics.provider import scrape_reader
 from tests.db import views
 
 pytestmark = [
@@ -50,9 +50,10 @@ def line_of(function: Callable[..., Any], marker: str) -> int:
 
 
 def counter_points(name: str) -> list[tuple[dict[str, Any], float]]:
-    reader = scrape_reader()
-    if reader is None:
+    pipeline = runtime.current().pipeline
+    if pipeline is None:
         pytest.fail("otel_django did not build the MeterProvider")
+    reader = pipeline.reader
     data = reader.scrape()
     points = []
     for resource_metrics in data.resource_metrics if data else ():

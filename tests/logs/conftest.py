@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,14 +49,15 @@ def raw_output(capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
 def with_config() -> Iterator[Callable[..., Config]]:
     """``with_config(SLOW_REQUEST_MS=0)``: the active configuration with some settings changed,
     logging reconfigured with it; everything is restored afterwards."""
-    previous = runtime.get_config()
+    live = runtime.current()
+    previous = live.config
 
     def apply(**changes: Any) -> Config:
-        config = dataclasses.replace(previous, **{k.lower(): v for k, v in changes.items()})
-        runtime.set_config(config)
+        config = previous.replace(**changes)
+        runtime.reset(live.with_config(config))
         configure_logging(config)
         return config
 
     yield apply
-    runtime.set_config(previous)
+    runtime.reset(live)
     configure_logging(previous)

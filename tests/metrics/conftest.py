@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,12 +14,13 @@ from otel_django.config import Config
 @pytest.fixture
 def configure() -> Iterator[Callable[..., Config]]:
     """``configure(metrics_password=None, ...)``: the active Config with these fields changed."""
-    original = runtime.get_config()
+    live = runtime.current()
+    original = live.config
 
     def apply(**changes: Any) -> Config:
-        config = dataclasses.replace(original, **changes)
-        runtime.set_config(config)
+        config = original.replace(**changes)
+        runtime.reset(live.with_config(config))
         return config
 
     yield apply
-    runtime.set_config(original)
+    runtime.reset(live)

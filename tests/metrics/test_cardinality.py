@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_limit_folds_new_attribute_sets_into_overflow() -> None:
-    from otel_django.runtime import get_config
+    from otel_django import runtime
 
     reader = ScrapeReader()
     provider = MeterProvider(metric_readers=[reader])
@@ -43,7 +43,7 @@ def test_limit_folds_new_attribute_sets_into_overflow() -> None:
         counter.add(5, {"user": "u0"})  # an existing series keeps its own count
         data = reader.scrape()
     finally:
-        cardinality.install(get_config().metrics_cardinality_limit)
+        cardinality.install(runtime.current().config.metrics.cardinality_limit)
     assert data is not None
     metrics = {
         m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics

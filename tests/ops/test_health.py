@@ -7,7 +7,6 @@ with the failing check named, when one fails, hangs or migrations are missing.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -32,21 +31,18 @@ TIMEOUT_S = 0.5
 @pytest.fixture
 def config() -> Iterator[None]:
     """A short readiness time budget, no Redis check, the migrations check on."""
-    previous = runtime.get_config()
-    runtime.set_config(
-        dataclasses.replace(
-            previous,
-            health_check_timeout_s=TIMEOUT_S,
-            health_check_redis_url=None,
-            health_check_migrations=True,
-        )
+    live = runtime.current()
+    changed = live.config.replace(
+        health_check_timeout_s=TIMEOUT_S,
+        health_check_redis_url=None,
+        health_check_migrations=True,
     )
-    health_checks.forget_migration_state()
+    # A runtime of its own: its readiness state (databases seen migrated ...) starts empty.
+    runtime.reset(live.with_config(changed))
     try:
         yield
     finally:
-        runtime.set_config(previous)
-        health_checks.forget_migration_state()
+        runtime.reset(live)
 
 
 @pytest.fixture
@@ -261,7 +257,7 @@ def test_readiness_fails_with_unapplied_migrations(client: Client, sqlite_only: 
     assert status == 503
     assert body["checks"]["migrations"]["status"] == "fail"
     assert "unapplied migrations: 1 on 'default'" in body["checks"]["migrations"]["error"]
-    health_checks.forget_migration_state()
+    runtime.current().health.migrations_applied.clear()
     assert get_json(client, "/readyz")[0] == 200
 
 
