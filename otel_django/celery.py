@@ -11,6 +11,9 @@
   eager task runs inside its caller's span: its queries count towards the caller's.
 * With otel_django's logging on, Celery leaves logging alone (a ``setup_logging`` receiver):
   task lines come out through the same JSON pipeline, and stdout is not redirected.
+
+:func:`instrument_celery` is handed the process's query insight and error-message policy;
+the receivers that need them are methods of :class:`TaskHooks`.
 """
 
 from __future__ import annotations

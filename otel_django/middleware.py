@@ -5,7 +5,9 @@ route, the response), which is why it replaces upstream's Django middleware: see
 ``benchmarks/README.md`` for the profile behind that choice.
 
 It is inserted first in ``MIDDLEWARE`` at startup; list
-``"otel_django.middleware.OtelDjangoMiddleware"`` there yourself to choose its place.
+``"otel_django.middleware.OtelDjangoMiddleware"`` there yourself to choose its place. Django
+constructs it, so it takes its configuration, redactor, query insight and metrics pipeline
+from the process's runtime (:func:`otel_django.runtime.current`).
 
 Upstream's options work as upstream defines them, with upstream's helpers
 (``opentelemetry.util.http``, ``opentelemetry.instrumentation.utils``): header capture and

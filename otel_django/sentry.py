@@ -14,6 +14,9 @@
   (``setup_propagator=False``: it would replace the global propagator with one that writes
   ``sentry-trace`` and drops ``traceparent``). A propagator that adds ``sentry-trace`` is
   chained after the existing ones, so services that only speak Sentry continue the trace too.
+
+The DSN is validated with the configuration (``config.py``); :func:`setup_sentry` is handed
+the process's redactor and error-message policy.
 """
 
 from __future__ import annotations

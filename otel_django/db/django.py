@@ -7,6 +7,9 @@ it, the standard way (``suppress_instrumentation``): one span per query, never t
 costs a cached description of the SQL (``db/sql.py``), one span, one histogram point (with the
 span as its bucket's exemplar when sampled) and one dict increment for N+1 counting, plus the
 scope's query count and duration; slow queries get more (``db/insight.py``).
+
+:func:`instrument_django_db` builds the observer from what startup hands it (configuration,
+insight, redactor, tracer provider, pipeline source); the runtime keeps it.
 """
 
 from __future__ import annotations

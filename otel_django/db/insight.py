@@ -14,6 +14,10 @@ A scope also sums up its queries, failed ones included: how many ran and how lon
 access-log line and ``otel_django.db.queries_per_request``, and the Celery hooks on the task's
 span. A scope opened inside another (an eager task in a request) adds its sums to the outer
 one when it ends.
+
+The process's :class:`Insight` (thresholds from ``config.db``, its counters, the EXPLAIN
+limiter) is built once by the runtime and handed to the observers, the middleware and the
+Celery hooks; a scope is opened with the insight that reports its N+1 patterns.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@
   variable apply), with the in-place histograms added (``push.py``). An entry point that is
   a ``MetricReader`` is registered as it is (it sees the SDK's metrics only).
 * ``none``: no metrics at all.
+
+:func:`build_meter_provider` returns the provider and its :class:`~.pipeline.Pipeline`; startup
+keeps the pipeline on the runtime, where instruments and the metrics view find it.
 """
 
 from __future__ import annotations

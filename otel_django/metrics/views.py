@@ -2,7 +2,9 @@
 
 OpenMetrics when the ``Accept`` header asks for it (Prometheus does), gzip when
 ``Accept-Encoding`` allows it. Basic auth is required, and the view serves nothing while no
-password is set (fail closed); ``manage.py check`` says so.
+password is set (fail closed); ``manage.py check`` says so. Django constructs the view: it
+reads the configuration and the metrics pipeline from the process's runtime
+(:func:`otel_django.runtime.current`).
 """
 
 from __future__ import annotations
