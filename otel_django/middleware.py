@@ -170,6 +170,7 @@ class OtelDjangoMiddleware:
         self._insight = current.insight
         self._error_messages = current.error_messages
         self._own_views: frozenset[object] | None = None
+        self._reported = current.lifecycle.reported  # failures logged once per process
 
     def _not_traced(self, request: HttpRequest) -> bool:
         """otel_django's own views, and the URLs excluded by the user."""
@@ -220,7 +221,7 @@ class OtelDjangoMiddleware:
         try:
             return self._start(request)
         except Exception:
-            _report_failure("starting")
+            _report_failure(self._reported, "starting")
             return None
 
     def _safe_finish(
@@ -229,7 +230,7 @@ class OtelDjangoMiddleware:
         try:
             self._finish(request, response, state)
         except Exception:
-            _report_failure("finishing")
+            _report_failure(self._reported, "finishing")
             context_token, log_tokens, scope_token = state.tokens
             with contextlib.suppress(Exception):
                 insight.end_request(scope_token)
@@ -335,7 +336,7 @@ class OtelDjangoMiddleware:
         )
         request._otel_django = state  # type: ignore[attr-defined]
         if self._request_hook is not None:
-            _call_hook("request_hook", self._request_hook, span, request)
+            _call_hook(self._reported, "request_hook", self._request_hook, span, request)
         return state
 
     def _finish(
@@ -384,7 +385,9 @@ class OtelDjangoMiddleware:
                     )
                 )
         if self._response_hook is not None and response is not None:
-            _call_hook("response_hook", self._response_hook, span, request, response)
+            _call_hook(
+                self._reported, "response_hook", self._response_hook, span, request, response
+            )
         span.end()
         if self._metrics is not None:
             self._metrics.request_finished(
@@ -439,16 +442,13 @@ def _own_views() -> frozenset[object]:
     return frozenset({metrics_views.metrics, health_views.healthz, health_views.readyz})
 
 
-_hooks_failed: set[str] = set()
-
-
-def _call_hook(name: str, hook: Callable[..., Any], *args: Any) -> None:
+def _call_hook(reported: set[str], name: str, hook: Callable[..., Any], *args: Any) -> None:
     """Runs a user hook; the first failure of each is logged with its traceback."""
     try:
         hook(*args)
     except Exception:
-        if name not in _hooks_failed:
-            _hooks_failed.add(name)
+        if name not in reported:
+            reported.add(name)
             logging.getLogger("otel_django").exception(
                 "otel_django: the %s raised; the request is unaffected (later failures of "
                 "this hook are not logged)",
@@ -456,13 +456,10 @@ def _call_hook(name: str, hook: Callable[..., Any], *args: Any) -> None:
             )
 
 
-_failures_reported: set[str] = set()
-
-
-def _report_failure(stage: str) -> None:
+def _report_failure(reported: set[str], stage: str) -> None:
     """Logs the first failure of each stage with its traceback; later ones are dropped."""
-    if stage not in _failures_reported:
-        _failures_reported.add(stage)
+    if stage not in reported:
+        reported.add(stage)
         logging.getLogger("otel_django").exception(
             "otel_django failed %s a request's telemetry; the request is unaffected", stage
         )

@@ -32,14 +32,22 @@ if TYPE_CHECKING:
     from .db.insight import Insight
     from .db.sqlalchemy import _Hooks as SqlAlchemyHooks
     from .health.checks import HealthState
+    from .metrics.http import ActiveRequests
     from .metrics.pipeline import Pipeline
 
 __all__ = ["Lifecycle", "Runtime", "build_runtime", "current", "reset", "under_test_runner"]
 
 
+def _active_requests() -> ActiveRequests:
+    from .metrics.http import ActiveRequests
+
+    return ActiveRequests()
+
+
 @dataclasses.dataclass(eq=False)
 class Lifecycle:
-    """Where startup is in this process; shared by every copy of a :class:`Runtime`."""
+    """Process state shared by every copy of a :class:`Runtime`: where startup is, what it
+    installed, what is counted and reported once per process."""
 
     lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
     django_ready: bool = False
@@ -50,6 +58,10 @@ class Lifecycle:
     shut_down: bool = False
     # Components installed once per process ("sqlalchemy", "celery", "metrics" ...).
     installed: set[str] = dataclasses.field(default_factory=set)
+    # The middleware's failures (per stage, per hook) already logged with their traceback.
+    reported: set[str] = dataclasses.field(default_factory=set)
+    # In-flight requests, shared by every middleware instance (http.server.active_requests).
+    active_requests: ActiveRequests = dataclasses.field(default_factory=_active_requests)
 
 
 @dataclasses.dataclass(eq=False)
