@@ -19,6 +19,7 @@ are within the noise of a query with its span.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,7 +83,7 @@ def _django_candidates(config: Any) -> dict[str, Callable[[], object]]:
     from otel_django import runtime
     from otel_django.db.django import QueryObserver
 
-    process = runtime.current().with_config(config)
+    process = dataclasses.replace(runtime.current(), config=config)
     plain = QueryObserver(config, None, pipeline_source=process)
     hooked = QueryObserver(config, process.insight, pipeline_source=process)
     connection.ensure_connection()
@@ -146,7 +147,7 @@ def _sqlalchemy_candidates(config: Any) -> dict[str, Callable[[], object]]:
         instrumentor.instrument()
     upstream_engine = sqlalchemy.create_engine("sqlite://")
     hooked_engine = sqlalchemy.create_engine("sqlite://")
-    hooks = _Hooks(config, runtime.current().with_config(config).insight)
+    hooks = _Hooks(config, dataclasses.replace(runtime.current(), config=config).insight)
 
     # Class-level, as otel_django installs them (they run before the engine's own listeners),
     # limited to one engine by an identity check both SQLAlchemy candidates pay.
@@ -192,7 +193,7 @@ def _slow_candidates(config: Any) -> dict[str, Callable[[], object]]:
     cursor = connection.cursor()
 
     def run(threshold_config: Any) -> Callable[[], object]:
-        process = runtime.current().with_config(threshold_config)
+        process = dataclasses.replace(runtime.current(), config=threshold_config)
         hooked = QueryObserver(threshold_config, process.insight, pipeline_source=process)
 
         def one() -> object:
@@ -212,7 +213,7 @@ def _hook_candidates(config: Any) -> dict[str, Callable[[], object]]:
     from otel_django import runtime
     from otel_django.db.sql import describe
 
-    live = runtime.current().with_config(config).insight
+    live = dataclasses.replace(runtime.current(), config=config).insight
     description = describe('SELECT "shop_product"."id" FROM "shop_product" WHERE "id" = %s')
 
     def nothing() -> object:

@@ -151,11 +151,11 @@ class OtelDjangoMiddleware:
         self._request_hook = config.traces.request_hook
         self._response_hook = config.traces.response_hook
         self._tracer = trace.get_tracer("otel_django", __version__, tracer_provider)
-        self._metrics = (
-            HttpServerMetrics(metrics.get_meter("otel_django", __version__), "otel_django", current)
-            if config.metrics_on
-            else None
-        )
+        if http_metrics is None and config.metrics_on:
+            meter = metrics.get_meter("otel_django", __version__)
+            active = current.lifecycle.active_requests
+            http_metrics = HttpServerMetrics(meter, "otel_django", current, active)
+        self._metrics = http_metrics
         # Extract only when a header the global propagator reads is present (usually none is).
         self._propagation_meta = tuple(
             "HTTP_" + field.upper().replace("-", "_")

@@ -35,7 +35,17 @@ if TYPE_CHECKING:
     from .metrics.http import ActiveRequests
     from .metrics.pipeline import Pipeline
 
-__all__ = ["Lifecycle", "Runtime", "build_runtime", "current", "reset", "under_test_runner"]
+__all__ = [
+    "Lifecycle",
+    "Runtime",
+    "build_runtime",
+    "current",
+    "django_settings_dict",
+    "for_tests",
+    "quiet_in_tests",
+    "reset",
+    "under_test_runner",
+]
 
 
 def _active_requests() -> ActiveRequests:
@@ -108,11 +118,6 @@ class Runtime:
 
         return HealthState()
 
-    def with_config(self, config: Config) -> Runtime:
-        """This runtime with another configuration: the same process state (lifecycle,
-        pipeline, observer), the configuration's own redactor, insight and checks."""
-        return dataclasses.replace(self, config=config)
-
 
 def under_test_runner() -> bool:
     """Django's test runner (``manage.py test``) or pytest is running this process."""
@@ -183,5 +188,10 @@ def current() -> Runtime:
 
 def reset(runtime: Runtime | None = None) -> Runtime | None:
     """For tests: makes ``runtime`` the process's (``None``: the next :func:`current` builds one
-    from the environment and settings again) and returns the one it replaces, to put back."""
+    from the environment and settings again) and returns the one it replaces, to put back.
+
+    ``dataclasses.replace(current(), config=...)`` is the process's runtime under another
+    configuration: the same lifecycle, pipeline and observer; the parts built from the
+    configuration (redactor, insight, readiness state) built anew from it.
+    """
     return _install(runtime, replace=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -54,7 +55,7 @@ def with_config() -> Iterator[Callable[..., Config]]:
 
     def apply(**changes: Any) -> Config:
         config = previous.replace(**changes)
-        runtime.reset(live.with_config(config))
+        runtime.reset(dataclasses.replace(live, config=config))
         configure_logging(config)
         return config
 

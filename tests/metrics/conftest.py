@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ def configure() -> Iterator[Callable[..., Config]]:
 
     def apply(**changes: Any) -> Config:
         config = original.replace(**changes)
-        runtime.reset(live.with_config(config))
+        runtime.reset(dataclasses.replace(live, config=config))
         return config
 
     yield apply

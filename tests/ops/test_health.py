@@ -7,6 +7,7 @@ with the failing check named, when one fails, hangs or migrations are missing.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ def config() -> Iterator[None]:
         health_check_migrations=True,
     )
     # A runtime of its own: its readiness state (databases seen migrated ...) starts empty.
-    runtime.reset(live.with_config(changed))
+    runtime.reset(dataclasses.replace(live, config=changed))
     try:
         yield
     finally:
