@@ -28,6 +28,7 @@ from structlog.typing import EventDict, WrappedLogger
 
 from ..config import Config
 from ..export import ExportGuard, Notes, batch_processor, build, choose
+from ..semconv import REQUEST_ID_ATTRIBUTE
 
 # The newer name; the older one is deprecated.
 ExportResult: Any = (
@@ -36,7 +37,6 @@ ExportResult: Any = (
 
 logger = logging.getLogger("otel_django.export")
 
-REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 _SEVERITY = {
     "debug": SeverityNumber.DEBUG,
     "info": SeverityNumber.INFO,

@@ -20,6 +20,7 @@ from structlog import DropEvent
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from ..redaction import Redactor
+from ..request_state import request_state
 from .servers import SERVER_ACCESS_LOGGERS, access_message, left_out_notice
 
 try:
@@ -207,14 +208,12 @@ _REQUEST_LINE = re.compile(r"^(\S+ [^?\s]*)\?(\S*)( HTTP/[0-9.]+)$")
 def _add_request_ids(event_dict: dict[str, Any], request: object) -> None:
     """Django logs 4xx responses after the middleware chain has returned, when the request's
     context is gone: the ids come from the state the middleware left on the request."""
-    state = getattr(request, "_otel_django", None)
-    request_id = getattr(state, "request_id", None)
-    if request_id is None:
+    state = request_state(request)
+    if state is None:
         return
-    event_dict["request_id"] = request_id
-    span = getattr(state, "span", None)
-    context = span.get_span_context() if span is not None else None
-    if context is not None and context.is_valid:
+    event_dict["request_id"] = state.request_id
+    context = state.span.get_span_context()
+    if context.is_valid:
         event_dict["trace_id"] = format(context.trace_id, "032x")
         event_dict["span_id"] = format(context.span_id, "016x")
 
