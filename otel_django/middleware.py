@@ -213,13 +213,13 @@ class OtelDjangoMiddleware:
         state = request_state(request)
         if state is None:
             return
+        state.error_type = error_type(exception)
         if state.span.is_recording():
             messages = ErrorMessages.from_config(get_config())
             state.span.record_exception(
                 exception, attributes=messages.span_attributes(exception), escaped=True
             )
-            state.span.set_attribute("error.type", error_type(exception))
-        state.error_type = error_type(exception)
+            state.span.set_attribute("error.type", state.error_type)
 
     def _start(self, request: HttpRequest) -> RequestState:
         start = time.perf_counter_ns()

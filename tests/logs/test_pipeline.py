@@ -473,6 +473,8 @@ def test_the_fast_context_merge_matches_structlogs() -> None:
         structlog.contextvars.reset_contextvars(**tokens)
 
 
+# The test forks on purpose, from a process with threads: that is the case it is about.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_child_forked_while_a_line_is_written_can_write() -> None:
     read_end, write_end = os.pipe()
     stream = os.fdopen(write_end, "w")
@@ -480,9 +482,13 @@ def test_a_child_forked_while_a_line_is_written_can_write() -> None:
     with writer._lock:  # as if another thread were writing at the fork
         pid = os.fork()
         if pid == 0:  # the child: its copy of the lock is held by a thread it does not have
-            signal.alarm(10)  # a deadlock ends the child instead of the test run
-            writer.write("from the child\n")
-            os._exit(0)
+            code = 1
+            try:
+                signal.alarm(10)  # a deadlock ends the child instead of the test run
+                writer.write("from the child\n")
+                code = 0
+            finally:
+                os._exit(code)
     _, status = os.waitpid(pid, 0)
     stream.close()
     with os.fdopen(read_end) as reader:
