@@ -29,11 +29,11 @@ from .db import insight
 from .db.errors import ErrorMessages
 from .logging.request_id import is_safe_request_id
 from .runtime import get_config
+from .semconv import REQUEST_ID_ATTRIBUTE, error_type
 
 logger = logging.getLogger("otel_django")
 
 REQUEST_ID_HEADER = "otel_django_request_id"
-REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 _TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 _STATE = "_otel_django_state"
 _connected = False
@@ -157,7 +157,7 @@ def task_failure(sender: Any = None, exception: BaseException | None = None, **k
         return
     messages = ErrorMessages.from_config(get_config())
     state.span.record_exception(exception, attributes=messages.span_attributes(exception))
-    state.span.set_attribute("error.type", type(exception).__qualname__)
+    state.span.set_attribute("error.type", error_type(exception))
     state.span.set_status(Status(StatusCode.ERROR))
 
 

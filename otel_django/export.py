@@ -243,13 +243,10 @@ class ExportGuard:
         self._lock = threading.Lock()
         self._failing = False
         self._next_attempt = 0.0
-        self.dropped = 0
 
-    def export(self, batch: Any, send: Callable[[Any], bool], count: int | None = None) -> bool:
+    def export(self, batch: Any, send: Callable[[Any], bool]) -> bool:
         """Sends ``batch`` unless the endpoint is known to be down; whether it arrived."""
-        count = len(batch) if count is None else count
         if self._failing and time.monotonic() < self._next_attempt:
-            self.dropped += count
             return False
         levels = [(lg, lg.level) for lg in self._sdk_loggers]
         for lg, _ in levels:
@@ -265,7 +262,6 @@ class ExportGuard:
             if ok and self._failing:
                 logger.warning("%s export to %s works again", self._signal, self.endpoint)
             elif not ok:
-                self.dropped += count
                 if not self._failing:
                     logger.warning(
                         "%s export to %s failed; %s are dropped until it answers "

@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -41,6 +41,11 @@ from .config import Config, ConfigError, disabled_config, load_config
 from .export import Notes
 from .resource import build_resource
 from .runtime import django_settings_dict, set_config
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from .logging.setup import LoggingPipeline
 
 logger = logging.getLogger("otel_django")
 
@@ -61,6 +66,9 @@ _fork_hook_registered = False
 _django_ready = False
 _shut_down = False
 under_wrapper = False
+# What configure_logging set up, and the log provider created for it (log export).
+_logging: LoggingPipeline | None = None
+_log_provider: LoggerProvider | None = None
 
 
 def apply_environment_defaults() -> None:
@@ -145,8 +153,24 @@ def _create_providers(config: Config) -> None:
     if config.logs_exported:
         from .logging.otlp import setup_log_export
 
-        setup_log_export(config, resource, notes)
+        _start_log_export(setup_log_export(config, resource, notes))
     _flush_on_sigterm()
+
+
+def _start_log_export(provider: LoggerProvider | None) -> None:
+    global _log_provider
+    _log_provider = provider
+    if provider is not None and _logging is not None and _logging.log_export is not None:
+        _logging.log_export.start(provider)
+
+
+def _configure_logging(config: Config) -> None:
+    global _logging
+    from .logging.setup import configure_logging
+
+    _logging = configure_logging(config)
+    if _log_provider is not None and _logging is not None and _logging.log_export is not None:
+        _logging.log_export.start(_log_provider)
 
 
 def _flush_on_sigterm() -> None:
@@ -185,10 +209,10 @@ def shutdown() -> None:
     meter_provider = metrics.get_meter_provider()
     if isinstance(meter_provider, MeterProvider):
         meter_provider.shutdown()
-    # Imported only if log export was set up: an import at interpreter exit can fail.
-    log_export = sys.modules.get(f"{__package__}.logging.otlp")
-    if log_export is not None:
-        log_export.shutdown_log_export()
+    if _logging is not None and _logging.log_export is not None:
+        _logging.log_export.stop()  # lines keep going to stdout, no longer exported
+    if _log_provider is not None:
+        _log_provider.shutdown()
 
 
 def install_middleware() -> None:
@@ -228,13 +252,12 @@ def setup_django() -> Config:
     global _django_ready
     with _lock:
         if _django_ready:
-            from .logging.setup import configure_logging
             from .runtime import get_config
 
             # django.setup() ran again (runserver imports wsgi.py, which calls it) and
             # re-applied settings.LOGGING over the pipeline: take it over again.
             config = get_config()
-            configure_logging(config)
+            _configure_logging(config)
             return config
         _django_ready = True
         apply_environment_defaults()
@@ -252,10 +275,8 @@ def setup_django() -> Config:
         if quiet_in_tests(config):
             config = for_tests(config)
         set_config(config)
-        from .logging.setup import configure_logging
-
         try:
-            configure_logging(config)
+            _configure_logging(config)
         except ConfigError as exc:
             logger.error("otel_django: %s. Logging is left as it is.", exc)
         for warning in config.warnings:

@@ -32,21 +32,16 @@ from ..config import Config
 from ..metrics.aggregate import AttributeValues
 from ..metrics.instruments import Histogram
 from ..redaction import Redactor
+from ..semconv import db_system
+from ..semconv import error_type as error_type_of
 from ..traces import spans
 from . import insight as insight_module
 from .duration import DURATION, duration_values
 from .errors import sqlstate
-from .explain import explain_postgresql, explain_sqlite
-from .insight import Insight, parameter_attributes, qualified_name
+from .explain import explain_for
+from .insight import Insight, parameter_attributes
 from .sql import QueryDescription, describe
 
-DB_SYSTEMS = {
-    "postgresql": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "oracle": "oracle.db",
-    "microsoft": "microsoft.sql_server",
-}
 logger = logging.getLogger("otel_django.db")
 
 _CACHE_MAX = 4096
@@ -81,7 +76,7 @@ class QueryObserver:
         cached = self._connection_attributes.get(connection.alias)
         if cached is None:
             settings = connection.settings_dict
-            cached = {"db.system.name": DB_SYSTEMS.get(connection.vendor, connection.vendor)}
+            cached = {"db.system.name": db_system(connection.vendor)}
             if settings.get("NAME"):
                 cached["db.namespace"] = str(settings["NAME"])
             if settings.get("HOST"):
@@ -215,7 +210,7 @@ class QueryObserver:
     ) -> AttributeValues:
         # The exception's message is left out on purpose: database errors quote values
         # ("Key (email)=(...) already exists"); see errors.py.
-        error_type = qualified_name(type(error))
+        error_type = error_type_of(error)
         if span.is_recording():
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute("error.type", error_type)
@@ -239,11 +234,8 @@ def _execute_alone(
 def _explainer(
     connection: BaseDatabaseWrapper, sql: str, params: Any
 ) -> Callable[[float], str | None] | None:
-    if connection.vendor == "postgresql":
-        explain = explain_postgresql
-    elif connection.vendor == "sqlite":
-        explain = explain_sqlite
-    else:
+    explain = explain_for(connection.vendor)
+    if explain is None:
         return None
 
     def run(timeout_ms: float) -> str | None:

@@ -217,11 +217,6 @@ def current_scope() -> RequestScope | None:
     return _scope.get()
 
 
-def qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
 def parameter_attributes(params: Any, redactor: Redactor) -> dict[str, str]:
     """``db.query.parameter.<index or name>`` (opt-in), values as strings; sensitive names
     (``password``...) stay redacted."""

@@ -90,7 +90,6 @@ class PushExporter(MetricExporter):
                 self.exporter.export(batch, timeout_millis=timeout_millis)
                 is MetricExportResult.SUCCESS
             ),
-            count=1,
         )
         return MetricExportResult.SUCCESS if sent else MetricExportResult.FAILURE
 

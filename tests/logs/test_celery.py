@@ -148,6 +148,9 @@ def test_a_failing_task_records_no_database_error_message(
     (consumer,) = [
         s for s in spans.get_finished_spans() if s.name == "process tests.logs.failing_query"
     ]
+    # error.type is the fully qualified class name, as on server and database spans.
+    assert consumer.attributes is not None
+    assert consumer.attributes["error.type"] == "sqlite3.OperationalError"
     (event,) = consumer.events
     assert event.attributes is not None
     assert event.attributes["exception.type"] == "sqlite3.OperationalError"

@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.test import Client
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_django.config import Config
-from otel_django.logging import otlp
 from otel_django.logging.otlp import GuardedLogExporter, setup_log_export
+from otel_django.logging.setup import configure_logging
 from otel_django.redaction import REDACTED
 from tests.conftest import free_port
 from tests.logs.conftest import Lines
@@ -30,19 +31,27 @@ def exporting(
 ) -> Iterator[OTLPReceiver]:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
     config = with_config(LOGS_EXPORTER=("otlp",))
-    assert setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
-    provider = otlp.get_provider()
+    pipeline = configure_logging(config)  # as with_config did, to hold what it set up
+    assert pipeline is not None and pipeline.log_export is not None
+    provider = setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
     assert provider is not None
+    pipeline.log_export.start(provider)
+    _providers.append(provider)
     try:
         yield otlp_receiver
     finally:
-        otlp.shutdown_log_export()
-    assert otlp.get_provider() is None
+        _providers.remove(provider)
+        pipeline.log_export.stop()
+        provider.shutdown()
+    assert pipeline.log_export.provider is None
+
+
+# The provider of the test running, for flush().
+_providers: list[LoggerProvider] = []
 
 
 def flush() -> None:
-    provider = otlp.get_provider()
-    assert provider is not None
+    (provider,) = _providers
     provider.force_flush()
 
 

@@ -7,7 +7,9 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -21,9 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_django import runtime
 from otel_django.config import ConfigError
-from otel_django.logging import setup as log_setup
 from otel_django.logging.output import LineLogger, LineWriter, PipelineHandler
-from otel_django.logging.processors import merge_contextvars, rfc3339
+from otel_django.logging.processors import Timestamps, merge_contextvars, rfc3339
 from otel_django.logging.setup import build_processors, configure_logging
 from otel_django.redaction import REDACTED, Redactor
 from tests.logs.conftest import Lines, parse_lines
@@ -375,6 +376,12 @@ def test_rfc3339_is_utc_with_microseconds() -> None:
     assert rfc3339(1_700_000_001.25) == "2023-11-14T22:13:21.250000Z"
 
 
+def test_timestamps_format_each_second_once_and_agree_with_rfc3339() -> None:
+    timestamps = Timestamps()
+    for epoch in (0.5, 1_700_000_000.000001, 1_700_000_000.75, 1_700_000_001.25, 0.25):
+        assert timestamps.from_epoch(epoch) == rfc3339(epoch)
+
+
 class BrokenStream(io.StringIO):
     def write(self, text: str) -> int:
         raise BrokenPipeError
@@ -436,10 +443,13 @@ def test_logging_disabled_leaves_logging_alone() -> None:
 
 
 def test_configuring_again_keeps_one_handler() -> None:
-    configure_logging(runtime.get_config())
-    configure_logging(runtime.get_config())
+    first = configure_logging(runtime.get_config())
+    second = configure_logging(runtime.get_config())
+    assert first is not None and second is not None
     root_handlers = [h for h in logging.getLogger().handlers if isinstance(h, PipelineHandler)]
-    assert root_handlers == [log_setup._handler]
+    assert root_handlers == [second.handler]
+    # The processors are swapped in place: loggers structlog already cached follow.
+    assert second.processors is first.processors is structlog.get_config()["processors"]
 
 
 def test_lines_follow_redirected_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -453,7 +463,7 @@ def test_the_fast_context_merge_matches_structlogs() -> None:
     tokens = structlog.contextvars.bind_contextvars(kept=1, overridden=2, unbound=3)
     structlog.contextvars.unbind_contextvars("unbound")
     try:
-        ours = merge_contextvars(None, "info", {"overridden": "keyword wins"})
+        ours = merge_contextvars()(None, "info", {"overridden": "keyword wins"})
         theirs = structlog.contextvars.merge_contextvars(
             None, "info", {"overridden": "keyword wins"}
         )
@@ -461,3 +471,26 @@ def test_the_fast_context_merge_matches_structlogs() -> None:
         assert ours["kept"] == 1 and ours["overridden"] == "keyword wins" and "unbound" not in ours
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+# The test forks on purpose, from a process with threads: that is the case it is about.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_while_a_line_is_written_can_write() -> None:
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    writer = LineWriter(stream)
+    with writer._lock:  # as if another thread were writing at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the lock is held by a thread it does not have
+            code = 1
+            try:
+                signal.alarm(10)  # a deadlock ends the child instead of the test run
+                writer.write("from the child\n")
+                code = 0
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    stream.close()
+    with os.fdopen(read_end) as reader:
+        assert reader.read() == "from the child\n"
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -127,7 +127,8 @@ def test_cache_failures_carry_error_type() -> None:
             {
                 "otel_django_cache_alias": "down",
                 "otel_django_cache_operation": "get",
-                "error_type": "ConnectionError",
+                # Fully qualified, as the semantic conventions ask.
+                "error_type": "redis.exceptions.ConnectionError",
             },
         )
         == 1
