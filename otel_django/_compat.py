@@ -1,33 +1,24 @@
-"""Every private of the OpenTelemetry SDK and OTLP exporter that otel_django reads, in one place.
+"""Every access otel_django makes to another library's private API, in one place.
 
-Checked against opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http
-1.45.1 to 1.45.2 (``CHECKED``). Each access is verified once, on real objects, when first used;
-where the installed version differs, the ``*_available()`` check is False and callers take
-the public path (slower, same result). The tests in ``tests/traces/`` fail when an access no
-longer works on the installed versions, so an upgrade is noticed, not silently slower.
+Each section below is headed by the library it reaches into and the versions its accesses
+were checked against; ``tests/test_compat.py`` (and the tests each section names) fail when
+one no longer works on the installed versions, so an upgrade is noticed. Where an access is
+verified at run time (a ``*_available()`` check), a version that differs takes the public path
+(slower, same result).
 
-What is read, and why:
-
-* ``ReadableSpan._attributes`` (a ``BoundedAttributes``; its ``_dict`` and ``dropped``),
-  ``ReadableSpan._events`` and ``ReadableSpan._links`` (``BoundedList``; their ``_dq`` and
-  ``dropped``): the public properties copy each container on every access (``events``
-  builds a tuple under a lock, ``attributes`` wraps a proxy that reads item by item),
-  which costs the encoder more than encoding the span itself.
-* ``Tracer._span_limits``, ``._instrumentation_scope``, ``._tracer_metrics``,
-  ``._is_enabled``, the SDK's ``_Span`` class, and a recording span's ``_lock``,
-  ``_end_time`` and ``_attributes`` (its ``_dict``, ``_immutable``, ``maxlen``,
-  ``max_value_len``): ``spans.start_span`` and ``spans.set_attributes`` do what
-  ``Tracer.start_span`` and ``Span.set_attributes`` do, storing attributes otel_django built
-  itself without running them through the validation the SDK applies to foreign ones.
-* ``OTLPSpanExporter._shutdown``, ``._metrics``, ``._max_request_size``, ``._client`` and
-  ``opentelemetry.exporter.otlp.proto.http._common``'s size check: what upstream's
-  ``export()`` does after encoding, so that only the encoding differs (see ``otlp_http``).
+Sections: opentelemetry-sdk tracing and opentelemetry-exporter-otlp-proto-http (the fast span
+and export path); opentelemetry-sdk metrics (cardinality limit before 1.45.2, the gauge class,
+exporter preferences); opentelemetry-sdk configuration and sampling; opentelemetry-api
+propagators; the OTLP exporters; SQLAlchemy; Django; CPython's ``traceback``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import threading
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, cast
@@ -38,8 +29,25 @@ from opentelemetry.sdk.trace import ReadableSpan, Tracer
 from opentelemetry.sdk.util import BoundedList
 
 logger = logging.getLogger("otel_django.traces")
+metrics_logger = logging.getLogger("otel_django.metrics")
 
-CHECKED = {
+# === opentelemetry-sdk tracing, opentelemetry-exporter-otlp-proto-http ====================
+# Checked against 1.45.1-1.45.2 (TRACES_CHECKED), verified on real objects when first used;
+# tests/traces/test_spans.py, test_otlp_http.py and test_encoding.py fail when they break.
+#
+# * ReadableSpan._attributes (a BoundedAttributes; its _dict and dropped), ReadableSpan._events
+#   and ._links (BoundedList; their _dq and dropped): the public properties copy each
+#   container on every access, which costs the encoder more than encoding the span itself.
+# * Tracer._span_limits, ._instrumentation_scope, ._tracer_metrics, ._is_enabled, the SDK's
+#   _Span class, and a recording span's _lock, _end_time and _attributes (its _dict,
+#   _immutable, maxlen, max_value_len): spans.start_span and spans.set_attributes do what
+#   Tracer.start_span and Span.set_attributes do, storing attributes otel_django built itself
+#   without the validation the SDK applies to foreign ones.
+# * OTLPSpanExporter._shutdown, ._metrics, ._max_request_size, ._client and
+#   opentelemetry.exporter.otlp.proto.http._common's size check: what upstream's export()
+#   does after encoding, so that only the encoding differs (traces/otlp_http.py).
+
+TRACES_CHECKED = {
     "opentelemetry-sdk": ("1.45.1", "1.45.2"),
     "opentelemetry-exporter-otlp-proto-http": ("1.45.1", "1.45.2"),
 }
@@ -50,7 +58,7 @@ def _version_checked(distribution: str) -> bool:
         version = metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return False
-    low, high = CHECKED[distribution]
+    low, high = TRACES_CHECKED[distribution]
     return _as_tuple(low) <= _as_tuple(version) <= _as_tuple(high)
 
 
@@ -287,4 +295,166 @@ def send(exporter: Any, payload: bytes, span_count: int) -> bool:
                 else None
             )
             return False
+    return True
+
+
+# === opentelemetry-sdk metrics ===========================================================
+# Checked against opentelemetry-sdk 1.45.1 (installed) and 1.45.2 (read: it keeps _Gauge and
+# the exporter preferences, and has its own cardinality limit, so the backport is not used
+# there); tests/test_compat.py.
+
+
+def sdk_gauge_class() -> type:
+    """The SDK's synchronous gauge class, the key ``MetricReader(cardinality_limits=…)`` and
+    ``preferred_temporality`` take for gauges: the SDK exports it only as ``_Gauge``."""
+    from opentelemetry.sdk.metrics import _Gauge
+
+    return _Gauge
+
+
+_backport_lock = threading.Lock()
+
+
+def backport_cardinality_limit(stream_limit: int, overflow: Mapping[str, Any]) -> bool:
+    """For SDKs before 1.45.2, whose ``MetricReader`` takes no ``cardinality_limits``: the
+    same rule for every SDK metric stream of the process. A stream holding ``stream_limit``
+    attribute sets records a measurement with a new one under ``overflow``, as
+    1.45.2's ``_ViewInstrumentMatch`` does; while below it, one ``len()`` per measurement.
+    The limit is kept on the SDK's class, the method wrapped once. False when this SDK's
+    ``_ViewInstrumentMatch`` is not the one known (then there is no limit, and a warning)."""
+    try:
+        from opentelemetry.sdk.metrics._internal import _view_instrument_match as vim
+    except ImportError:
+        metrics_logger.warning(
+            "this opentelemetry-sdk has no known metric stream class: no cardinality limit"
+        )
+        return False
+    cls: Any = vim._ViewInstrumentMatch
+    key_of: Callable[[Any], Any] | None = getattr(vim, "_hash_attributes", None)
+    known = (
+        key_of is not None
+        and callable(getattr(cls, "consume_measurement", None))
+        and "_attributes_aggregation" in cls.__init__.__code__.co_names
+    )
+    if not known:
+        metrics_logger.warning(
+            "this opentelemetry-sdk is not the one otel_django knows: no cardinality limit"
+        )
+        return False
+    assert key_of is not None
+    with _backport_lock:
+        cls._otel_django_stream_limit = stream_limit
+        if getattr(cls, "_otel_django_original", None) is not None:
+            return True
+        original: Callable[..., None] = cls.consume_measurement
+        overflow_key = key_of(overflow)
+
+        def consume_measurement(
+            self: Any, measurement: Any, should_sample_exemplar: bool = True
+        ) -> None:
+            aggregations = self._attributes_aggregation
+            if len(aggregations) < self._otel_django_stream_limit:
+                return original(self, measurement, should_sample_exemplar)
+            attributes = dict(measurement.attributes or {})
+            keys = self._view._attribute_keys
+            if keys is not None:
+                attributes = {k: v for k, v in attributes.items() if k in keys}
+            key = key_of(attributes)
+            if key not in aggregations and key != overflow_key:
+                measurement = dataclasses.replace(measurement, attributes=dict(overflow))
+            return original(self, measurement, should_sample_exemplar)
+
+        cls._otel_django_original = original
+        cls.consume_measurement = consume_measurement
+    return True
+
+
+def exporter_preferences(exporter: Any) -> tuple[Any, Any]:
+    """The temporality and aggregation an exporter asked for in ``MetricExporter.__init__``:
+    kept in private attributes, which ``PeriodicExportingMetricReader`` itself reads."""
+    return (
+        getattr(exporter, "_preferred_temporality", None),
+        getattr(exporter, "_preferred_aggregation", None),
+    )
+
+
+# === opentelemetry-sdk configuration and sampling ========================================
+# Checked against opentelemetry-sdk 1.45.1 (installed) and 1.45.2 (read); tests/test_compat.py.
+
+
+def base_configurator() -> type:
+    """The base of ``opentelemetry_configurator`` entry points, ``_BaseConfigurator``: the
+    SDK's own configurator derives from it and ``opentelemetry-instrument`` calls its
+    ``configure``."""
+    from opentelemetry.sdk._configuration import _BaseConfigurator
+
+    return _BaseConfigurator
+
+
+def parent_based_unsampled_delegates(sampler: Any) -> tuple[Any, Any]:
+    """A ``ParentBased`` sampler's delegates for a local and a remote unsampled parent."""
+    return (
+        getattr(sampler, "_local_parent_not_sampled", None),
+        getattr(sampler, "_remote_parent_not_sampled", None),
+    )
+
+
+# === opentelemetry-api propagators =======================================================
+# Checked against opentelemetry-api 1.45.1; tests/test_compat.py.
+
+
+def composite_members(propagator: Any) -> list[Any]:
+    """The propagators a ``CompositePropagator`` chains, in order (it has no public view)."""
+    return list(propagator._propagators)
+
+
+# === OTLP exporters (opentelemetry-exporter-otlp-proto-http and -grpc) ===================
+# Checked against 1.45.1; tests/test_compat.py.
+
+# The OTLP log exporters are published only in ``_log_exporter`` modules.
+OTLP_LOG_EXPORTERS = {
+    "otlp_proto_http": "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+    "otlp_proto_grpc": "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+}
+
+
+def exporter_endpoint(exporter: object) -> str | None:
+    """Where an OTLP exporter (HTTP or gRPC) sends, from its private ``_endpoint``."""
+    endpoint = getattr(exporter, "_endpoint", None)
+    return endpoint if isinstance(endpoint, str) and endpoint else None
+
+
+# === SQLAlchemy ==========================================================================
+# Checked against SQLAlchemy 2.0.58 (QueuePool); tests/test_compat.py.
+
+
+def pool_max_overflow(pool: Any) -> int | None:
+    """A ``QueuePool``'s ``max_overflow``, which it keeps only as ``_max_overflow``."""
+    overflow = getattr(pool, "_max_overflow", None)
+    return overflow if isinstance(overflow, int) and overflow >= 0 else None
+
+
+# === Django ==============================================================================
+# Checked against Django 5.2.19, 6.0.10 and 6.1.3 (PostgreSQL backend); tests/test_compat.py.
+
+
+def psycopg_pool(wrapper_class: Any, alias: str) -> Any:
+    """The psycopg pool the PostgreSQL backend built for ``alias``, if any: kept in the
+    backend class's ``_connection_pools`` (Django 5.1+); reading it never creates one, as the
+    public ``pool`` property would."""
+    return getattr(wrapper_class, "_connection_pools", {}).get(alias)
+
+
+# === CPython traceback ===================================================================
+# Checked against CPython 3.11, 3.12 and 3.13; tests/test_compat.py and
+# tests/db/test_error_messages.py.
+
+
+def replace_exception_text(node: traceback.TracebackException, text: str) -> bool:
+    """Sets the message a ``TracebackException`` shows (its ``_str``) and drops its notes;
+    False, having done nothing, when it keeps no such message."""
+    if not isinstance(getattr(node, "_str", None), str):
+        return False
+    node._str = text  # type: ignore[attr-defined]
+    node.__notes__ = None
     return True
