@@ -9,7 +9,8 @@ verified at run time (a ``*_available()`` check), a version that differs takes t
 Sections: opentelemetry-sdk tracing and opentelemetry-exporter-otlp-proto-http (the fast span
 and export path); opentelemetry-sdk metrics (cardinality limit before 1.45.2, the gauge class,
 exporter preferences); opentelemetry-sdk configuration and sampling; opentelemetry-api
-propagators; the OTLP exporters; SQLAlchemy; Django; CPython's ``traceback``.
+propagators and context; the OTLP exporters; SQLAlchemy; Django; CPython's ``traceback`` and
+``sys``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -458,3 +460,24 @@ def replace_exception_text(node: traceback.TracebackException, text: str) -> boo
     node._str = text  # type: ignore[attr-defined]
     node.__notes__ = None
     return True
+
+
+# === opentelemetry-api context ===========================================================
+# Checked against opentelemetry-api 1.45.1; tests/test_compat.py.
+
+
+def current_span_key() -> str | None:
+    """The context key under which the API keeps the current span (``_SPAN_KEY``): reading
+    the context directly skips ``get_current_span()``'s check of the span against an ABC.
+    None when the API keeps it elsewhere (then callers use ``get_current_span()``)."""
+    from opentelemetry.trace import propagation
+
+    key = getattr(propagation, "_SPAN_KEY", None)
+    return key if isinstance(key, str) else None
+
+
+# === CPython sys =========================================================================
+# Checked against CPython 3.11, 3.12 and 3.13 (a documented implementation detail).
+
+# The caller's frame without inspect.currentframe()'s extra call: db.insight runs it per query.
+getframe = sys._getframe

@@ -156,6 +156,27 @@ def test_django_postgresql_pools_are_kept_per_alias_on_the_class() -> None:
     assert _compat.psycopg_pool(DatabaseWrapper, "no-such-alias") is None
 
 
+def test_current_span_key_finds_the_current_span() -> None:
+    from opentelemetry import context, trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    key = _compat.current_span_key()
+    assert key is not None
+    span = TracerProvider().get_tracer("t").start_span("s")
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        assert context.get_current().get(key) is span
+    finally:
+        context.detach(token)
+
+
+def test_getframe_is_the_callers_frame() -> None:
+    def inner() -> object:
+        return _compat.getframe(1)
+
+    assert inner() is inspect.currentframe()
+
+
 def test_traceback_exception_text_is_replaced() -> None:
     try:
         raise ValueError("secret")

@@ -19,6 +19,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from .. import _compat
 from ..db.errors import ErrorMessages, Withheld, scrub
 from ..redaction import REDACTED, Redactor
 
@@ -76,7 +77,7 @@ def rfc3339(epoch: float) -> str:
 _ids_cache: tuple[object, tuple[str, str] | None] = (None, None)
 # trace.get_current_span() checks the span against an ABC on every call; reading the context
 # directly and checking only spans not seen before halves the cost.
-_SPAN_KEY: str | None = getattr(trace.propagation, "_SPAN_KEY", None)
+_SPAN_KEY: str | None = _compat.current_span_key()
 
 
 def current_trace_ids() -> tuple[str, str] | None:
