@@ -322,7 +322,8 @@ def backport_cardinality_limit(stream_limit: int, overflow: Mapping[str, Any]) -
     same rule for every SDK metric stream of the process. A stream holding ``stream_limit``
     attribute sets records a measurement with a new one under ``overflow``, as
     1.45.2's ``_ViewInstrumentMatch`` does; while below it, one ``len()`` per measurement.
-    The limit is kept on the SDK's class, the method wrapped once. False when this SDK's
+    The limit is kept on the SDK's class (a one-item list the wrapper reads), the method
+    wrapped once. False when this SDK's
     ``_ViewInstrumentMatch`` is not the one known (then there is no limit, and a warning)."""
     try:
         from opentelemetry.sdk.metrics._internal import _view_instrument_match as vim
@@ -345,17 +346,20 @@ def backport_cardinality_limit(stream_limit: int, overflow: Mapping[str, Any]) -
         return False
     assert key_of is not None
     with _backport_lock:
-        cls._otel_django_stream_limit = stream_limit
-        if getattr(cls, "_otel_django_original", None) is not None:
+        current: list[int] | None = getattr(cls, "_otel_django_stream_limit", None)
+        if current is not None:
+            current[0] = stream_limit
             return True
+        limit = [stream_limit]
         original: Callable[..., None] = cls.consume_measurement
-        overflow_key = key_of(overflow)
+        overflow_attributes = dict(overflow)  # the SDK copies a measurement's attributes
+        overflow_key = key_of(overflow_attributes)
 
         def consume_measurement(
             self: Any, measurement: Any, should_sample_exemplar: bool = True
         ) -> None:
             aggregations = self._attributes_aggregation
-            if len(aggregations) < self._otel_django_stream_limit:
+            if len(aggregations) < limit[0]:
                 return original(self, measurement, should_sample_exemplar)
             attributes = dict(measurement.attributes or {})
             keys = self._view._attribute_keys
@@ -363,10 +367,11 @@ def backport_cardinality_limit(stream_limit: int, overflow: Mapping[str, Any]) -
                 attributes = {k: v for k, v in attributes.items() if k in keys}
             key = key_of(attributes)
             if key not in aggregations and key != overflow_key:
-                measurement = dataclasses.replace(measurement, attributes=dict(overflow))
+                measurement = dataclasses.replace(measurement, attributes=overflow_attributes)
             return original(self, measurement, should_sample_exemplar)
 
         cls._otel_django_original = original
+        cls._otel_django_stream_limit = limit
         cls.consume_measurement = consume_measurement
     return True
 
