@@ -29,6 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _compat
+from ._compat import OTLP_LOG_EXPORTERS
+
 logger = logging.getLogger("otel_django.export")
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -63,10 +66,8 @@ OTLP_CLASSES: Mapping[tuple[Signal, str], str] = {
     "OTLPMetricExporter",
     ("metrics", "otlp_proto_grpc"): "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:"
     "OTLPMetricExporter",
-    ("logs", "otlp_proto_http"): "opentelemetry.exporter.otlp.proto.http._log_exporter:"
-    "OTLPLogExporter",
-    ("logs", "otlp_proto_grpc"): "opentelemetry.exporter.otlp.proto.grpc._log_exporter:"
-    "OTLPLogExporter",
+    ("logs", "otlp_proto_http"): OTLP_LOG_EXPORTERS["otlp_proto_http"],
+    ("logs", "otlp_proto_grpc"): OTLP_LOG_EXPORTERS["otlp_proto_grpc"],
 }
 
 
@@ -214,13 +215,9 @@ def batch_processor(
 
 
 def describe_target(exporter: object) -> str:
-    """Where an exporter sends, for log lines: its endpoint when it has one, else its class.
-
-    ``_endpoint`` is private to the OTLP exporters (HTTP and gRPC, 1.39-1.45); only this
-    message depends on it.
-    """
-    endpoint = getattr(exporter, "_endpoint", None)
-    return str(endpoint) if isinstance(endpoint, str) and endpoint else type(exporter).__name__
+    """Where an exporter sends, for log lines: its endpoint when it has one (private to the
+    OTLP exporters, ``_compat``; only this message depends on it), else its class."""
+    return _compat.exporter_endpoint(exporter) or type(exporter).__name__
 
 
 def _exporter_loggers(exporter: object) -> list[logging.Logger]:

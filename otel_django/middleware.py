@@ -60,6 +60,9 @@ from .runtime import get_config
 from .semconv import REQUEST_ID_ATTRIBUTE, error_type
 from .traces import spans
 
+# upstream's sanitize_method knows the same methods, but keeps any method when
+# OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS is set: the method is a metric label
+# here, whose values a client must not choose. (Django upper-cases request.method itself.)
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
 )

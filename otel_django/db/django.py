@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from .. import __version__
+from .. import __version__, _compat
 from ..config import Config
 from ..metrics.aggregate import AttributeValues
 from ..metrics.instruments import Histogram
@@ -172,8 +172,7 @@ class QueryObserver:
                 return False  # no SDK provider yet (a pre-fork master): decide later
             known = self._skip_unsampled = sampler is ALWAYS_OFF or (
                 isinstance(sampler, ParentBased)
-                and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
-                and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+                and _compat.parent_based_unsampled_delegates(sampler) == (ALWAYS_OFF, ALWAYS_OFF)
             )
         return known
 

@@ -35,6 +35,7 @@ from opentelemetry import metrics
 from opentelemetry.trace import Span
 
 from .. import __version__
+from .._compat import getframe
 from ..config import Config
 from ..redaction import REDACTED, Redactor
 from .sql import QueryDescription
@@ -120,7 +121,7 @@ def caller_location(frame: FrameType | None = None) -> Location | None:
     others, the innermost one outside installed packages and the standard library wins (a
     view, not the serializer library it called); failing that, the innermost one at all.
     """
-    frame = frame if frame is not None else sys._getframe(1)
+    frame = frame if frame is not None else getframe(1)
     fallback: FrameType | None = None
     while frame is not None:
         module = frame.f_globals.get("__name__")

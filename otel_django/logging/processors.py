@@ -23,7 +23,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from .._compat import structlog_context_variables
+from .. import _compat
 from ..db.errors import ErrorMessages, Withheld, scrub
 from ..redaction import REDACTED, Redactor
 
@@ -94,7 +94,7 @@ class Timestamps:
 # trace.get_current_span() checks the span against an ABC on every call; reading the context
 # directly and checking only spans not seen before is cheaper: trace.get_current_span() here
 # costs +3.4 k instructions a line (56.8 k → 60.2 k, bench_logging's structlog line, callgrind).
-_SPAN_KEY: str | None = getattr(trace.propagation, "_SPAN_KEY", None)
+_SPAN_KEY: str | None = _compat.current_span_key()
 
 
 class TraceIds:
@@ -126,7 +126,7 @@ def merge_contextvars() -> Processor:
     instead of copying the context and walking every variable in it: structlog's processor
     costs +2.9 k instructions a line (56.8 k → 59.7 k, bench_logging's structlog line,
     callgrind), more in a Django request, whose context holds more variables."""
-    variables = structlog_context_variables()
+    variables = _compat.structlog_context_variables()
     if variables is None:  # pragma: no cover - a structlog that stores them elsewhere
         return structlog_merge_contextvars
     prefix_length = len(STRUCTLOG_KEY_PREFIX)

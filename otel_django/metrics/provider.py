@@ -8,7 +8,8 @@
   ``PeriodicExportingMetricReader(exporter)`` built without arguments (so
   ``OTEL_METRIC_EXPORT_INTERVAL``/``_TIMEOUT`` and every ``OTEL_EXPORTER_OTLP_[METRICS_]*``
   variable apply), with the in-place histograms added (``push.py``). An entry point that is
-  a ``MetricReader`` is registered as it is (it sees the SDK's metrics only).
+  a ``MetricReader`` is registered as it is (it sees the SDK's metrics only; from
+  opentelemetry-sdk 1.45.2 on, with the cardinality limits it was built with).
 * ``none``: no metrics at all.
 """
 
@@ -73,7 +74,12 @@ def push_readers(config: Config, resource: Resource, notes: Notes) -> list[Metri
         else:
             from .push import PushExporter
 
-            readers.append(PeriodicExportingMetricReader(PushExporter(built, pipeline, resource)))
+            readers.append(
+                PeriodicExportingMetricReader(
+                    PushExporter(built, pipeline, resource),
+                    **cardinality.reader_options(config.metrics_cardinality_limit),
+                )
+            )
     return readers
 
 
@@ -82,8 +88,7 @@ def build_meter_provider(
 ) -> MeterProvider:
     global _pipeline
     notes = notes or Notes()
-    cardinality.install(config.metrics_cardinality_limit)
-    reader = ScrapeReader()
+    reader = ScrapeReader(config.metrics_cardinality_limit)
     views = [
         View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
     ]

@@ -104,6 +104,21 @@ def test_unknown_method_is_recorded_as_other(spans: InMemorySpanExporter, db: No
     assert server.name == "HTTP products/"
 
 
+def test_unknown_methods_are_other_even_when_upstream_would_capture_all(
+    spans: InMemorySpanExporter, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlike ``opentelemetry.util.http.sanitize_method``, which keeps any method under
+    ``OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS``: the method is a metric label,
+    and a client must not choose its values."""
+    monkeypatch.setenv("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS", "true")
+    spans.clear()
+    Client().generic("FROBNICATE", "/products/")
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.attributes is not None
+    assert server.attributes["http.request.method"] == "_OTHER"
+    assert server.attributes["http.request.method_original"] == "FROBNICATE"
+
+
 def test_view_exception_marks_the_span_as_error(spans: InMemorySpanExporter, db: None) -> None:
     spans.clear()
     response = Client(raise_request_exception=False).get("/boom/")

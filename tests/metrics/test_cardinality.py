@@ -31,19 +31,21 @@ pytestmark = pytest.mark.django_db
 def test_limit_folds_new_attribute_sets_into_overflow() -> None:
     from otel_django.runtime import get_config
 
-    reader = ScrapeReader()
+    reader = ScrapeReader(cardinality_limit=10)
     provider = MeterProvider(metric_readers=[reader])
     counter = provider.get_meter("test").create_counter("test.requests")
     histogram = provider.get_meter("test").create_histogram("test.duration")
-    assert cardinality.install(10)
+    gauge = provider.get_meter("test").create_gauge("test.level")
     try:
         for i in range(100):
             counter.add(1, {"user": f"u{i}"})
             histogram.record(0.5, {"user": f"u{i}"})
+            gauge.set(i, {"user": f"u{i}"})
         counter.add(5, {"user": "u0"})  # an existing series keeps its own count
         data = reader.scrape()
     finally:
-        cardinality.install(get_config().metrics_cardinality_limit)
+        # Before opentelemetry-sdk 1.45.2 the limit is the process's (otel_django._compat).
+        cardinality.reader_options(get_config().metrics_cardinality_limit)
     assert data is not None
     metrics = {
         m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
@@ -57,6 +59,7 @@ def test_limit_folds_new_attribute_sets_into_overflow() -> None:
     hist_points = list(metrics["test.duration"].data.data_points)
     assert len(hist_points) == 10
     assert sum(p.count for p in hist_points) == 100  # type: ignore[union-attr]
+    assert len(list(metrics["test.level"].data.data_points)) == 10
 
 
 def test_merge_obeys_the_limit() -> None:

@@ -127,6 +127,16 @@ def test_openmetrics_when_asked() -> None:
     assert plain["Content-Type"].startswith("text/plain")
 
 
+def test_quality_values_decide_the_format() -> None:
+    for accept in (
+        "application/openmetrics-text;q=0,text/plain",
+        "application/openmetrics-text;version=1.0.0;q=0.1,text/plain;q=1",
+    ):
+        response = Client().get("/metrics", HTTP_AUTHORIZATION=basic(), HTTP_ACCEPT=accept)
+        assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8", accept
+        assert not response.content.decode().endswith("# EOF\n")
+
+
 def test_gzip_when_asked() -> None:
     response = Client().get(
         "/metrics", HTTP_AUTHORIZATION=basic(), HTTP_ACCEPT_ENCODING="gzip, deflate"
