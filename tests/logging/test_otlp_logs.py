@@ -15,21 +15,21 @@ from otel_django.config import Config
 from otel_django.logging import otlp
 from otel_django.logging.otlp import GuardedLogExporter, setup_log_export
 from otel_django.redaction import REDACTED
-from tests.conftest import free_port
-from tests.logs.conftest import Lines
-from tests.otlp_receiver import OTLPReceiver
+from tests.support.lines import Lines
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.services import free_port
 
-pytestmark = pytest.mark.urls("tests.logs.urls")
+pytestmark = pytest.mark.urls("tests.logging.urls")
 
 
 @pytest.fixture
 def exporting(
     otlp_receiver: OTLPReceiver,
-    with_config: Callable[..., Config],
+    override_config: Callable[..., Config],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[OTLPReceiver]:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
-    config = with_config(LOGS_EXPORTER=("otlp",))
+    config = override_config(logs_exporter=("otlp",))
     assert setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
     provider = otlp.get_provider()
     assert provider is not None
@@ -107,7 +107,7 @@ def test_an_unreachable_endpoint_drops_records_quietly(
 def test_a_database_error_is_exported_without_the_values_it_quotes(
     exporting: OTLPReceiver,
 ) -> None:
-    from tests.logs.urls import DB_ERROR_CANARY
+    from tests.logging.urls import DB_ERROR_CANARY
 
     Client(raise_request_exception=False).get("/db-error/")
     flush()
