@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from shop.models import Product
 
+from otel_django.config import Config
 from otel_django.db import insight
 from tests.support.shop import seed
 from tests.support.spans import events
@@ -26,7 +28,7 @@ def list_products() -> int:
 
 
 def test_n_plus_one_in_a_task_is_reported_once_with_the_task_span(
-    spans: InMemorySpanExporter, override_config: Any, logs: list[dict[str, Any]]
+    spans: InMemorySpanExporter, override_config: Callable[..., Config], logs: list[dict[str, Any]]
 ) -> None:
     seed("default", products=6)
     override_config(n_plus_one_threshold=5)
@@ -49,7 +51,7 @@ def test_n_plus_one_in_a_task_is_reported_once_with_the_task_span(
 
 
 def test_task_without_a_span_still_logs_its_n_plus_one(
-    override_config: Any, logs: list[dict[str, Any]]
+    override_config: Callable[..., Config], logs: list[dict[str, Any]]
 ) -> None:
     seed("default", products=5)
     override_config(n_plus_one_threshold=5)

@@ -16,6 +16,7 @@ from django.test import Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from shop.models import Category, Product
 
+from otel_django.config import Config
 from otel_django.db.explain import explain_postgresql
 from tests.db import views
 from tests.support.metrics import counter_points, counter_total
@@ -37,7 +38,7 @@ def line_of(function: Callable[..., Any], marker: str) -> int:
 
 @pytest.mark.smoke
 def test_slow_query_marks_its_span_with_duration_and_the_views_code_location(
-    spans: InMemorySpanExporter, logs: list[dict[str, Any]], override_config: Callable[..., None]
+    spans: InMemorySpanExporter, logs: list[dict[str, Any]], override_config: Callable[..., Config]
 ) -> None:
     override_config(slow_query_ms=100)
     before = counter_total("otel_django.db.slow_queries")
@@ -98,7 +99,7 @@ def test_n_plus_one_loop_records_exactly_one_event_log_line_and_count(
     spans: InMemorySpanExporter,
     logs: list[dict[str, Any]],
     pg_shop: str,
-    override_config: Callable[..., None],
+    override_config: Callable[..., Config],
 ) -> None:
     override_config(n_plus_one_threshold=5)
     before = counter_total("otel_django.db.n_plus_one")
@@ -149,7 +150,7 @@ def test_select_related_and_prefetch_related_record_nothing(
 
 
 def test_n_plus_one_is_counted_per_request(
-    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
     override_config(n_plus_one_threshold=5)
     before = counter_total("otel_django.db.n_plus_one")
@@ -166,7 +167,7 @@ def test_n_plus_one_is_counted_per_request(
 
 @pytest.mark.usefixtures("within_a_span")
 def test_explain_shows_a_sequential_scan_for_an_unindexed_filter(
-    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
     override_config(slow_query_ms=0, explain_enabled=True)
     spans.clear()
@@ -183,7 +184,7 @@ def test_explain_shows_a_sequential_scan_for_an_unindexed_filter(
 
 @pytest.mark.usefixtures("within_a_span")
 def test_explain_is_rate_limited_per_query_shape(
-    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
     override_config(slow_query_ms=0, explain_enabled=True, explain_interval_s=300)
     spans.clear()
@@ -198,7 +199,7 @@ def test_explain_is_rate_limited_per_query_shape(
 
 @pytest.mark.usefixtures("within_a_span")
 def test_explain_is_never_run_for_writes_and_is_off_by_default(
-    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
     override_config(slow_query_ms=0)
     spans.clear()
@@ -249,7 +250,7 @@ def _transaction_scenarios() -> dict[str, Any]:
 @pytest.mark.usefixtures("within_a_span")
 def test_failing_query_in_atomic_rolls_back_exactly_as_without_otel_django(
     spans: InMemorySpanExporter,
-    override_config: Callable[..., None],
+    override_config: Callable[..., Config],
     without_observer: Callable[[str], Any],
 ) -> None:
     with without_observer(ALIAS):

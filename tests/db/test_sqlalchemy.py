@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_django.config import Config
 from otel_django.db import insight
 from tests.support.services import PG_HOST, PG_PORT
 from tests.support.spans import events
@@ -78,7 +79,7 @@ def test_upstream_spans_get_sanitized_text_and_the_summary_as_name(
 def test_n_plus_one_through_sqlalchemy_is_reported_once_per_scope(
     engine: sqlalchemy.Engine,
     spans: InMemorySpanExporter,
-    override_config: Any,
+    override_config: Callable[..., Config],
     logs: list[dict[str, Any]],
 ) -> None:
     override_config(n_plus_one_threshold=5)
@@ -103,7 +104,7 @@ def test_n_plus_one_through_sqlalchemy_is_reported_once_per_scope(
 def test_slow_statement_is_marked_and_its_span_ends_once_at_the_right_time(
     engine: sqlalchemy.Engine,
     spans: InMemorySpanExporter,
-    override_config: Any,
+    override_config: Callable[..., Config],
     end_warnings: list[str],
 ) -> None:
     override_config(slow_query_ms=0, explain_enabled=True)
@@ -138,7 +139,7 @@ def test_failing_statement_keeps_its_type_and_loses_its_message(
 @pytest.mark.postgres
 @pytest.mark.django_db(databases=["default", "postgres"])
 def test_postgresql_engine_slow_query_gets_a_plan(
-    spans: InMemorySpanExporter, override_config: Any, end_warnings: list[str]
+    spans: InMemorySpanExporter, override_config: Callable[..., Config], end_warnings: list[str]
 ) -> None:
     override_config(slow_query_ms=50, explain_enabled=True)
     name = os.environ.get("OTEL_DJANGO_TEST_DB", "test_otel_django")
