@@ -23,7 +23,7 @@ from otel_django.metrics import cardinality
 from otel_django.metrics.exposition import COUNTER, OVERFLOW_LABELS, Family, merge_into
 from otel_django.metrics.reader import ScrapeReader
 from otel_django.middleware import KNOWN_METHODS, OtelDjangoMiddleware
-from tests.metrics.helpers import scrape, series, total
+from tests.support.metrics import scrape, series, total
 
 pytestmark = pytest.mark.django_db
 
@@ -97,8 +97,10 @@ def _random_path(rng: random.Random) -> str:
 
 
 @pytest.mark.slow
-def test_random_unmatched_requests_leave_series_bounded(configure: Callable[..., Config]) -> None:
-    configure(access_log=False)  # 20,000 log lines would only slow the test down
+def test_random_unmatched_requests_leave_series_bounded(
+    override_config: Callable[..., Config],
+) -> None:
+    override_config(access_log=False)  # 20,000 log lines would only slow the test down
     rng = random.Random(20_000)
     name = "http_server_request_duration_seconds_count"
     before = scrape()

@@ -21,14 +21,14 @@ from django.db import connection, connections
 from django.test import override_settings
 
 from otel_django.metrics import migrations, pools
-from tests.conftest import REDIS_URL, free_port
-from tests.metrics.helpers import scrape, total
+from tests.support.metrics import scrape, total
+from tests.support.services import REDIS_URL, free_port
 
 CACHE = "otel_django_cache_requests_total"
 
 
 def cache_counts(text: str, backend: str) -> dict[tuple[str, str], float]:
-    from tests.metrics.helpers import samples
+    from tests.support.metrics import samples
 
     counts: dict[tuple[str, str], float] = {}
     for name, labels, value in samples(text):

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_django import _compat
 from otel_django.traces.otlp_http import OTLPSpanExporter
-from tests.otlp_receiver import OTLPReceiver
+from tests.support.otlp_receiver import OTLPReceiver
 from tests.traces.test_encoding import EVERY_TYPE, record, sdk_message
 
 pytestmark = pytest.mark.smoke

@@ -16,22 +16,22 @@ from otel_django.config import Config
 from otel_django.logging.otlp import GuardedLogExporter, setup_log_export
 from otel_django.logging.setup import configure_logging
 from otel_django.redaction import REDACTED
-from tests.conftest import free_port
-from tests.logs.conftest import Lines
-from tests.otlp_receiver import OTLPReceiver
+from tests.support.lines import Lines
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.services import free_port
 
-pytestmark = pytest.mark.urls("tests.logs.urls")
+pytestmark = pytest.mark.urls("tests.logging.urls")
 
 
 @pytest.fixture
 def exporting(
     otlp_receiver: OTLPReceiver,
-    with_config: Callable[..., Config],
+    override_config: Callable[..., Config],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[OTLPReceiver]:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
-    config = with_config(LOGS_EXPORTER=("otlp",))
-    pipeline = configure_logging(config)  # as with_config did, to hold what it set up
+    config = override_config(logs_exporter=("otlp",))
+    pipeline = configure_logging(config)  # as override_config did, to hold what it set up
     assert pipeline is not None and pipeline.log_export is not None
     provider = setup_log_export(config, Resource.create({"service.name": "otel-django-tests"}))
     assert provider is not None
@@ -116,7 +116,7 @@ def test_an_unreachable_endpoint_drops_records_quietly(
 def test_a_database_error_is_exported_without_the_values_it_quotes(
     exporting: OTLPReceiver,
 ) -> None:
-    from tests.logs.urls import DB_ERROR_CANARY
+    from tests.logging.urls import DB_ERROR_CANARY
 
     Client(raise_request_exception=False).get("/db-error/")
     flush()

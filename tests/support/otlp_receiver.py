@@ -268,6 +268,10 @@ class OTLPReceiver:
         with self._cond:
             return [s for s in self.spans if s.name == name]
 
+    def spans_of_kind(self, kind: str) -> list[ReceivedSpan]:
+        with self._cond:
+            return [s for s in self.spans if s.kind == kind]
+
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         with self._cond:
             return [s for s in self.spans if s.trace_id == trace_id]

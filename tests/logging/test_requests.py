@@ -21,9 +21,9 @@ from shop.models import Category, Product
 
 from otel_django.config import Config
 from otel_django.redaction import REDACTED
-from tests.logs.conftest import Lines
+from tests.support.lines import Lines
 
-pytestmark = pytest.mark.urls("tests.logs.urls")
+pytestmark = pytest.mark.urls("tests.logging.urls")
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
 CANARY = "CANARY-s3cr3t-7f3a9"
@@ -110,9 +110,9 @@ def test_access_line_fields(shop: Product, lines: Lines) -> None:
 
 
 def test_forwarded_address_and_user_id_when_switched_on(
-    db: None, lines: Lines, with_config: Callable[..., Config]
+    db: None, lines: Lines, override_config: Callable[..., Config]
 ) -> None:
-    with_config(TRUST_X_FORWARDED_FOR=True, LOG_USER_ID=True)
+    override_config(trust_x_forwarded_for=True, log_user_id=True)
     user = User.objects.create_user("ann", password="irrelevant")
     client = Client()
     client.force_login(user)
@@ -123,8 +123,8 @@ def test_forwarded_address_and_user_id_when_switched_on(
     assert line["user.id"] == str(user.pk)
 
 
-def test_slow_requests_log_at_warning(lines: Lines, with_config: Callable[..., Config]) -> None:
-    with_config(SLOW_REQUEST_MS=0.0)
+def test_slow_requests_log_at_warning(lines: Lines, override_config: Callable[..., Config]) -> None:
+    override_config(slow_request_ms=0.0)
     Client().get("/log/")
     (line,) = access_lines(lines())
     assert (line["level"], line["event"]) == ("warning", "slow request")

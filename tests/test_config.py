@@ -16,7 +16,7 @@ from django.test import override_settings
 
 from otel_django.config import SETTINGS, ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
 
 

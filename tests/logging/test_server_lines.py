@@ -4,7 +4,7 @@ Proves: while ``ACCESS_LOG`` is on they are left out (otel_django.access has eac
 its ids), and the first one left out says so, once per logger; with ``ACCESS_LOG`` off they are
 kept with sensitive query values redacted, in every format (gunicorn's atoms, bare query
 atoms, header atoms, referers; uvicorn's arguments; granian's dict); uvicorn's
-``color_message`` never reaches a line. The real servers: tests/foundation/test_servers.py.
+``color_message`` never reaches a line. The real servers: tests/servers/test_real_servers.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gunicorn.glogging import SafeAtoms
 from otel_django.config import Config
 from otel_django.logging.servers import SERVER_ACCESS_LOGGERS, access_message
 from otel_django.redaction import REDACTED, Redactor
-from tests.logs.conftest import Lines
+from tests.support.lines import Lines
 
 SECRET = "SEKRIT-42"
 GUNICORN_FORMAT = GunicornConfig().access_log_format  # gunicorn's default
@@ -77,11 +77,11 @@ def granian_access() -> None:
 
 
 @pytest.fixture
-def access_log(with_config: Callable[..., Config]) -> Callable[[bool], None]:
+def access_log(override_config: Callable[..., Config]) -> Callable[[bool], None]:
     """``access_log(False)``: logging configured again with ``ACCESS_LOG`` off."""
 
     def apply(on: bool) -> None:
-        with_config(ACCESS_LOG=on)
+        override_config(access_log=on)
 
     return apply
 

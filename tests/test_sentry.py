@@ -17,12 +17,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_django import runtime
 from otel_django.config import ConfigError
 from otel_django.sentry import SentryTracePropagator, setup_sentry
+from tests.support.spans import server_span
 
 sentry_sdk = pytest.importorskip("sentry_sdk")
 from sentry_sdk.envelope import Envelope  # noqa: E402
 from sentry_sdk.transport import Transport  # noqa: E402
 
-pytestmark = pytest.mark.urls("tests.logs.urls")
+pytestmark = pytest.mark.urls("tests.logging.urls")
 
 DSN = "https://public@o1.ingest.sentry.io/1"
 CANARY = "CANARY-sentry-5e1f"
@@ -60,11 +61,6 @@ def sentry() -> Iterator[list[Envelope]]:
         from sentry_sdk.scope import remove_external_propagation_context
 
         remove_external_propagation_context()
-
-
-def server_span(spans: InMemorySpanExporter) -> Any:
-    (span,) = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
-    return span
 
 
 def test_a_view_exception_event_carries_the_trace_and_request_id(
@@ -205,7 +201,7 @@ def test_a_malformed_dsn_is_a_config_error_that_hides_the_dsn() -> None:
 def test_a_database_error_event_keeps_type_and_frames_not_the_values(
     sentry: list[Envelope],
 ) -> None:
-    from tests.logs.urls import DB_ERROR_CANARY
+    from tests.logging.urls import DB_ERROR_CANARY
 
     assert wsgi_request("GET", "/db-error/", "") == 500
     (envelope,) = sentry
@@ -226,7 +222,7 @@ def test_a_database_error_event_keeps_type_and_frames_not_the_values(
 @pytest.mark.postgres
 @pytest.mark.django_db(databases=["default", "postgres"])
 def test_record_database_error_messages_sends_them(sentry: list[Envelope]) -> None:
-    from tests.logs.urls import DB_ERROR_CANARY
+    from tests.logging.urls import DB_ERROR_CANARY
 
     sentry_sdk.get_client().close()
     config = dataclasses.replace(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.servers import DEMO, copy_database, demo_env
+from tests.support.servers import DEMO, copy_database, demo_env
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_the_demo_refuses_a_busy_port(seeded: Path, tmp_path: Path) -> None:
 def test_runserver_request_lines_are_json_too(seeded: Path, tmp_path: Path) -> None:
     # runserver imports wsgi.py, which calls django.setup() a second time and re-applies
     # settings.LOGGING: the pipeline must survive it.
-    from tests.servers import runserver
+    from tests.support.servers import runserver
 
     env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="none")
     env.pop("OTEL_DJANGO_LOG_LEVEL")

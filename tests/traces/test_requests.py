@@ -8,23 +8,13 @@ from django.db import connections
 from django.http import Http404
 from django.test import Client, override_settings
 from django.urls import include
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from shop.models import Category, Product
 
+from tests.support.spans import children_of, server_span
+
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-def server_span(spans: list[ReadableSpan]) -> ReadableSpan:
-    servers = [s for s in spans if s.kind is SpanKind.SERVER]
-    assert len(servers) == 1, [s.name for s in spans]
-    return servers[0]
-
-
-def children_of(parent: ReadableSpan, spans: list[ReadableSpan]) -> list[ReadableSpan]:
-    assert parent.context is not None
-    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
 
 
 @pytest.fixture
@@ -350,7 +340,7 @@ def test_exceptions_django_answers_with_4xx_are_not_errors(
     from django.http import HttpResponseNotFound
     from django.urls import path
 
-    from tests.metrics.helpers import scrape, series
+    from tests.support.metrics import scrape, series
 
     urlconf = type(
         "urls",

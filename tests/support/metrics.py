@@ -1,28 +1,23 @@
-"""Shared by the metrics tests: credentials, scraping through the test client, sample lookup."""
+"""Reading metrics: scraping ``/metrics`` through the test client, samples of an exposition,
+and the points of the in-process reader."""
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
+from typing import Any
 
+import pytest
 from django.test import Client
 
-USERNAME = "metrics"
-PASSWORD = "test-metrics-password"  # tests/settings.py
+from otel_django.metrics.provider import scrape_reader
+from tests.support.auth import basic
+
+__all__ = ["counter_points", "counter_total", "samples", "scrape", "series", "total"]
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _EXEMPLAR = re.compile(r" # \{[^}]*\} \S+( \S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def basic(user: str | bytes = USERNAME, password: str | bytes = PASSWORD) -> str:
-    raw = (
-        (user.encode() if isinstance(user, str) else user)
-        + b":"
-        + (password.encode() if isinstance(password, str) else password)
-    )
-    return "Basic " + base64.b64encode(raw).decode()
 
 
 def scrape(client: Client | None = None, **headers: str) -> str:
@@ -57,3 +52,22 @@ def total(text: str, name: str, where: Mapping[str, str] | None = None) -> float
 
 def series(text: str, name: str) -> list[dict[str, str]]:
     return [labels for sample, labels, _ in samples(text) if sample == name]
+
+
+def counter_points(name: str) -> list[tuple[dict[str, Any], float]]:
+    """(attributes, value) of each point of the counter ``name``, read in process."""
+    reader = scrape_reader()
+    if reader is None:
+        pytest.fail("otel_django did not build the MeterProvider")
+    data = reader.scrape()
+    points = []
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    points += [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
+    return points
+
+
+def counter_total(name: str) -> float:
+    return sum(value for _, value in counter_points(name))

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 BIN = Path(sys.executable).parent
 
@@ -162,7 +162,7 @@ def gunicorn(
     return Server(command, env, port, logs)
 
 
-# -- every common server, started as its documentation says (tests/foundation/test_servers.py)
+# -- every common server, started as its documentation says (tests/servers/test_real_servers.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,3 +330,28 @@ SERVER_CASES = (
     ServerCase("uwsgi-lazy-apps", _uwsgi("--lazy-apps")),
     ServerCase("runserver", _runserver, workers=1),
 )
+
+
+def children(pid: int) -> set[int]:
+    """The pids whose parent is ``pid`` (read from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def wait_workers(master: int, expected: int, exclude: set[int] = frozenset()) -> set[int]:  # type: ignore[assignment]
+    """The worker pids of a pre-fork master, once at least ``expected`` of them run."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = children(master) - exclude
+        if len(pids) >= expected:
+            return pids
+        time.sleep(0.2)
+    raise AssertionError("gunicorn did not start its workers")

@@ -1,7 +1,7 @@
 """Every common server, started as its documentation says, serving the demo with otel_django.
 
-One test body, one server process per case (:data:`tests.servers.SERVER_CASES`: gunicorn sync
-and gthread with and without ``--preload`` and the shipped hooks, gunicorn with
+One test body, one server process per case (:data:`tests.support.servers.SERVER_CASES`:
+gunicorn sync and gthread with and without ``--preload`` and the shipped hooks, gunicorn with
 ``uvicorn-worker``, ``uvicorn --workers``, granian WSGI and ASGI, uWSGI with and without
 ``--lazy-apps``, runserver). For each it proves:
 
@@ -19,7 +19,6 @@ and gthread with and without ``--preload`` and the shipped hooks, gunicorn with
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import json
 import re
@@ -30,15 +29,17 @@ from typing import Any
 
 import pytest
 
-from tests import servers
-from tests.conftest import free_port
-from tests.metrics.helpers import total
-from tests.otlp_receiver import OTLPReceiver, ReceivedSpan
+from tests.support import servers
+from tests.support.auth import authorization
+from tests.support.metrics import total
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.services import free_port
+from tests.support.spans import server_spans
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "servers-test-password"
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"metrics:{PASSWORD}".encode()).decode()}
+AUTH = authorization(PASSWORD)
 CANARY = "CANARY-servers-7f3a"
 REQUEST_PATH = f"/pid/?sleep=0.05&token={CANARY}&page=2"
 COUNT = "http_server_request_duration_seconds_count"
@@ -83,17 +84,13 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return lines
 
 
-def server_spans(receiver: OTLPReceiver) -> list[ReceivedSpan]:
-    return [s for s in receiver.spans if s.kind == "SERVER"]
-
-
 @pytest.mark.parametrize("case", [_case_param(c) for c in servers.SERVER_CASES])
 def test_server(
     case: servers.ServerCase, seeded: Path, tmp_path: Path, otlp_receiver: OTLPReceiver
 ) -> None:
     env = servers.demo_env(
         servers.copy_database(seeded, tmp_path),
-        DJANGO_SETTINGS_MODULE="tests.server_settings",
+        DJANGO_SETTINGS_MODULE="tests.servers.server_settings",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="600000",  # nothing is exported before the shutdown flush
         OTEL_DJANGO_METRICS_PASSWORD=PASSWORD,

@@ -7,10 +7,9 @@ with the failing check named, when one fails, hangs or migrations are missing.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,10 @@ from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 
-from otel_django import runtime
+from otel_django.config import Config
 from otel_django.health import checks as health_checks
 from otel_django.health import register_check, unregister_check
-from tests.conftest import free_port
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.smoke
 
@@ -30,23 +29,13 @@ TIMEOUT_S = 0.5
 
 
 @pytest.fixture
-def config() -> Iterator[None]:
+def config(override_config: Callable[..., Config]) -> None:
     """A short readiness time budget, no Redis check, the migrations check on."""
-    previous = runtime.get_config()
-    runtime.set_config(
-        dataclasses.replace(
-            previous,
-            health_check_timeout_s=TIMEOUT_S,
-            health_check_redis_url=None,
-            health_check_migrations=True,
-        )
+    override_config(
+        health_check_timeout_s=TIMEOUT_S,
+        health_check_redis_url=None,
+        health_check_migrations=True,
     )
-    health_checks.forget_migration_state()
-    try:
-        yield
-    finally:
-        runtime.set_config(previous)
-        health_checks.forget_migration_state()
 
 
 @pytest.fixture
@@ -131,7 +120,7 @@ def test_head_of_a_failing_readiness_is_503(
 
 @pytest.mark.slow
 def test_head_under_gunicorn(seeded: Path, tmp_path: Path) -> None:
-    from tests.servers import copy_database, demo_env, gunicorn
+    from tests.support.servers import copy_database, demo_env, gunicorn
 
     env = demo_env(copy_database(seeded, tmp_path), OTEL_TRACES_EXPORTER="none")
     server = gunicorn(free_port(), env, tmp_path / "logs", workers=1)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, free_port
-from tests.otlp_receiver import OTLPReceiver, ReceivedSpan
-from tests.servers import copy_database, demo_env, gunicorn, runserver
+from tests.support.otlp_receiver import OTLPReceiver, ReceivedSpan
+from tests.support.servers import copy_database, demo_env, gunicorn, runserver
+from tests.support.services import REDIS_URL, free_port
 
 pytestmark = pytest.mark.slow
 

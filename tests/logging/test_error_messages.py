@@ -13,11 +13,11 @@ from django.test import Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_django.config import Config
-from tests.logs.conftest import Lines, parse_lines
-from tests.logs.urls import DB_ERROR_CANARY
+from tests.logging.urls import DB_ERROR_CANARY
+from tests.support.lines import Lines, parse_lines
 
 pytestmark = [
-    pytest.mark.urls("tests.logs.urls"),
+    pytest.mark.urls("tests.logging.urls"),
     pytest.mark.postgres,
     pytest.mark.django_db(databases=["default", "postgres"]),
 ]
@@ -60,9 +60,9 @@ def test_the_log_line_keeps_type_sqlstate_and_frames_not_the_value(
 
 
 def test_the_console_format_withholds_it_too(
-    with_config: Callable[..., Config], raw_output: Callable[[], str]
+    override_config: Callable[..., Config], raw_output: Callable[[], str]
 ) -> None:
-    with_config(LOG_FORMAT="console")
+    override_config(log_format="console")
     fail()
     output = raw_output()
     assert f"django.db.utils.DataError: {WITHHELD}" in output
@@ -71,9 +71,9 @@ def test_the_console_format_withholds_it_too(
 
 
 def test_record_database_error_messages_records_them(
-    with_config: Callable[..., Config], lines: Lines, spans: InMemorySpanExporter
+    override_config: Callable[..., Config], lines: Lines, spans: InMemorySpanExporter
 ) -> None:
-    with_config(RECORD_DATABASE_ERROR_MESSAGES=True)
+    override_config(record_database_error_messages=True)
     fail()
     error, cause = request_error_line(lines())["exception"]
     assert DB_ERROR_CANARY in error["exc_value"] and "LINE 1" in error["exc_value"]

@@ -27,7 +27,7 @@ from otel_django.logging.output import LineLogger, LineWriter, PipelineHandler
 from otel_django.logging.processors import Timestamps, merge_contextvars, rfc3339
 from otel_django.logging.setup import build_processors, configure_logging
 from otel_django.redaction import REDACTED, Redactor
-from tests.logs.conftest import Lines, parse_lines
+from tests.support.lines import Lines, parse_lines
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 CORE_ORDER = [
@@ -343,7 +343,9 @@ def test_a_failing_log_processor_loses_nothing() -> None:
     assert line["log_processor_error"].endswith("RuntimeError")
 
 
-@pytest.mark.parametrize("path", ["nope", "tests.logs.no_such_module.f", f"{__name__}.TIMESTAMP"])
+@pytest.mark.parametrize(
+    "path", ["nope", "tests.logging.no_such_module.f", f"{__name__}.TIMESTAMP"]
+)
 def test_a_bad_log_processor_path_is_a_clear_config_error(path: str) -> None:
     with pytest.raises(ConfigError, match="LOG_PROCESSORS"):
         make_pipeline(log_processors=(path,))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, free_port
-from tests.otlp_receiver import OTLPReceiver
-from tests.servers import ROOT, Server
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.servers import ROOT, Server
+from tests.support.services import IN_CI, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """otel_django.servers: which server runs a process, and the hooks it offers.
 
-The real servers are in test_servers.py; here each rule on its own: gunicorn's master and
+The real servers are in test_real_servers.py; here each rule on its own: gunicorn's master and
 worker (with and without --preload, and in a fork hook), uWSGI's master and worker, uvicorn's
 and granian's workers by their multiprocessing parent, runserver; the settings that override
 detection; one metrics directory for the spawned workers of one parent; the ASGI lifespan
@@ -61,7 +61,7 @@ def test_gunicorn_master_and_worker(argv: Any) -> None:
 
 
 def test_uwsgi_master_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The module uWSGI embeds: only its attributes matter here (real uWSGI: test_servers.py).
+    # The module uWSGI embeds: only its attributes matter here (real uWSGI: test_real_servers.py).
     uwsgi = types.ModuleType("uwsgi")
     uwsgi.numproc = 4  # type: ignore[attr-defined]
     uwsgi.masterpid = lambda: 4242  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_django import runtime
 from otel_django.logging.output import PipelineHandler
 from otel_django.logging.setup import configure_logging
-from tests.logs.conftest import Lines
+from tests.support.lines import Lines
 
 celery = pytest.importorskip("celery")
 from celery.contrib.testing.worker import start_worker  # noqa: E402
@@ -33,7 +33,7 @@ app.conf.update(
 )
 
 
-@app.task(name="tests.logs.report")
+@app.task(name="tests.celery.report")
 def report(n: int) -> dict[str, Any]:
     structlog.get_logger("tests.tasks").info("task running", n=n)
     logging.getLogger("tests.tasks").warning("task stdlib line")
@@ -47,7 +47,7 @@ def report(n: int) -> dict[str, Any]:
 TABLE_CANARY = "no_such_table_celery_canary_58c1"  # in the driver's message only
 
 
-@app.task(name="tests.logs.failing_query")
+@app.task(name="tests.celery.failing_query")
 def failing_query() -> None:
     sqlite3.connect(":memory:").execute(f"SELECT * FROM {TABLE_CANARY}")
 
@@ -78,8 +78,8 @@ def test_a_task_continues_the_callers_trace_and_request_id(
     for line in task_lines:
         assert line["request_id"] == "celery-req-1"
         assert line["trace_id"] == trace_id
-        assert line["task_name"] == "tests.logs.report" and line["task_id"]
-    (consumer,) = [s for s in spans.get_finished_spans() if s.name == "process tests.logs.report"]
+        assert line["task_name"] == "tests.celery.report" and line["task_id"]
+    (consumer,) = [s for s in spans.get_finished_spans() if s.name == "process tests.celery.report"]
     assert consumer.kind.name == "CONSUMER"
     assert consumer.parent is not None
     assert consumer.parent.span_id == caller.get_span_context().span_id
@@ -88,7 +88,7 @@ def test_a_task_continues_the_callers_trace_and_request_id(
     assert consumer.attributes["messaging.system"] == "celery"
 
 
-@app.task(name="tests.logs.run_queries")
+@app.task(name="tests.celery.run_queries")
 def run_queries(n: int) -> int:
     from django.db import connection
 
@@ -104,7 +104,7 @@ def test_a_tasks_span_carries_its_query_count_and_duration(
 ) -> None:
     assert run_queries.delay(12).get(timeout=10) == 12
     (consumer,) = [
-        s for s in spans.get_finished_spans() if s.name == "process tests.logs.run_queries"
+        s for s in spans.get_finished_spans() if s.name == "process tests.celery.run_queries"
     ]
     queries = [s for s in spans.get_finished_spans() if s.parent and s.kind.name == "CLIENT"]
     assert consumer.attributes is not None
@@ -146,7 +146,7 @@ def test_a_failing_task_records_no_database_error_message(
     with pytest.raises(sqlite3.OperationalError):
         result.get(timeout=10)
     (consumer,) = [
-        s for s in spans.get_finished_spans() if s.name == "process tests.logs.failing_query"
+        s for s in spans.get_finished_spans() if s.name == "process tests.celery.failing_query"
     ]
     # error.type is the fully qualified class name, as on server and database spans.
     assert consumer.attributes is not None

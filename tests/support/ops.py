@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import prometheus_tool
+from tests.support.services import prometheus_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / "collector"

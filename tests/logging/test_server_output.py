@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
-from tests.logs.conftest import parse_lines
-from tests.otlp_receiver import OTLPReceiver
-from tests.servers import copy_database, demo_env, gunicorn
+from tests.support.lines import parse_lines
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.servers import copy_database, demo_env, gunicorn
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.smoke]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port, prometheus_tool
+from tests.support.services import free_port, prometheus_tool
 
 
 class PrometheusServer:
