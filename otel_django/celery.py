@@ -31,11 +31,11 @@ from .config import Config
 from .db import insight
 from .db.errors import ErrorMessages
 from .logging.request_id import is_safe_request_id
+from .semconv import REQUEST_ID_ATTRIBUTE, error_type
 
 logger = logging.getLogger("otel_django")
 
 REQUEST_ID_HEADER = "otel_django_request_id"
-REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 _TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 _STATE = "_otel_django_state"
 
@@ -166,7 +166,7 @@ class TaskHooks:
             return
         attributes = self.messages.span_attributes(exception)
         state.span.record_exception(exception, attributes=attributes)
-        state.span.set_attribute("error.type", type(exception).__qualname__)
+        state.span.set_attribute("error.type", error_type(exception))
         state.span.set_status(Status(StatusCode.ERROR))
 
 

@@ -22,8 +22,8 @@ import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
-from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from ._compat import base_configurator
 from .instrumentation import REPLACED_INSTRUMENTORS
 
 logger = logging.getLogger("otel_django")
@@ -55,7 +55,7 @@ class OtelDjangoDistro(BaseDistro):  # type: ignore[misc]
         apply_lazily(entry_point, apply)
 
 
-class OtelDjangoConfigurator(_BaseConfigurator):
+class OtelDjangoConfigurator(base_configurator()):  # type: ignore[misc]
     """Defers setup until Django's app registry is ready, when settings can be read.
 
     The instrumentors the wrapper installs meanwhile use the API's proxy tracers and meters,

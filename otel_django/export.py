@@ -28,6 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _compat
+from ._compat import OTLP_LOG_EXPORTERS
+
 logger = logging.getLogger("otel_django.export")
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -62,10 +65,8 @@ OTLP_CLASSES: Mapping[tuple[Signal, str], str] = {
     "OTLPMetricExporter",
     ("metrics", "otlp_proto_grpc"): "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:"
     "OTLPMetricExporter",
-    ("logs", "otlp_proto_http"): "opentelemetry.exporter.otlp.proto.http._log_exporter:"
-    "OTLPLogExporter",
-    ("logs", "otlp_proto_grpc"): "opentelemetry.exporter.otlp.proto.grpc._log_exporter:"
-    "OTLPLogExporter",
+    ("logs", "otlp_proto_http"): OTLP_LOG_EXPORTERS["otlp_proto_http"],
+    ("logs", "otlp_proto_grpc"): OTLP_LOG_EXPORTERS["otlp_proto_grpc"],
 }
 
 
@@ -219,13 +220,9 @@ def batch_processor(
 
 
 def describe_target(exporter: object) -> str:
-    """Where an exporter sends, for log lines: its endpoint when it has one, else its class.
-
-    ``_endpoint`` is private to the OTLP exporters (HTTP and gRPC, 1.39-1.45); only this
-    message depends on it.
-    """
-    endpoint = getattr(exporter, "_endpoint", None)
-    return str(endpoint) if isinstance(endpoint, str) and endpoint else type(exporter).__name__
+    """Where an exporter sends, for log lines: its endpoint when it has one (private to the
+    OTLP exporters, ``_compat``; only this message depends on it), else its class."""
+    return _compat.exporter_endpoint(exporter) or type(exporter).__name__
 
 
 def _exporter_loggers(exporter: object) -> list[logging.Logger]:
@@ -248,13 +245,10 @@ class ExportGuard:
         self._lock = threading.Lock()
         self._failing = False
         self._next_attempt = 0.0
-        self.dropped = 0
 
-    def export(self, batch: Any, send: Callable[[Any], bool], count: int | None = None) -> bool:
+    def export(self, batch: Any, send: Callable[[Any], bool]) -> bool:
         """Sends ``batch`` unless the endpoint is known to be down; whether it arrived."""
-        count = len(batch) if count is None else count
         if self._failing and time.monotonic() < self._next_attempt:
-            self.dropped += count
             return False
         levels = [(lg, lg.level) for lg in self._sdk_loggers]
         for lg, _ in levels:
@@ -270,7 +264,6 @@ class ExportGuard:
             if ok and self._failing:
                 logger.warning("%s export to %s works again", self._signal, self.endpoint)
             elif not ok:
-                self.dropped += count
                 if not self._failing:
                     logger.warning(
                         "%s export to %s failed; %s are dropped until it answers "

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -54,12 +54,16 @@ from .db import insight
 from .logging.access import AccessLog
 from .logging.request_id import accept_request_id
 from .metrics.http import HttpServerMetrics
+from .request_state import RequestState, attach, request_state
+from .semconv import REQUEST_ID_ATTRIBUTE, error_type
 from .traces import spans
 
+# upstream's sanitize_method knows the same methods, but keeps any method when
+# OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS is set: the method is a metric label
+# here, whose values a client must not choose. (Django upper-cases request.method itself.)
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
 )
-REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 # What Django's handler turns into a 404, 403 or 400 response when a view raises it
 # (django.core.handlers.exception.response_for_exception): for the span and the metrics, the
 # response is what happened, as when the view returns it. SuspiciousOperation stays visible on
@@ -87,35 +91,6 @@ class _MetaGetter(Getter[dict[str, Any]]):
 
 
 _META_GETTER = _MetaGetter()
-
-
-class _RequestState:
-    __slots__ = (
-        "active_attributes",
-        "method",
-        "request_id",
-        "span",
-        "start",
-        "tokens",
-        "untraced",
-    )
-
-    def __init__(
-        self,
-        span: trace.Span,
-        method: str,
-        request_id: str,
-        start: int,
-        active_attributes: dict[str, str],
-        tokens: tuple[Any, ...],
-    ) -> None:
-        self.span = span
-        self.method = method
-        self.request_id = request_id
-        self.start = start
-        self.active_attributes = active_attributes
-        self.tokens = tokens
-        self.untraced = False
 
 
 class OtelDjangoMiddleware:
@@ -217,7 +192,7 @@ class OtelDjangoMiddleware:
 
     # Telemetry never breaks the request it observes: a failure here is logged, and the
     # request is served as if otel_django were not there.
-    def _safe_start(self, request: HttpRequest) -> _RequestState | None:
+    def _safe_start(self, request: HttpRequest) -> RequestState | None:
         try:
             return self._start(request)
         except Exception:
@@ -225,7 +200,7 @@ class OtelDjangoMiddleware:
             return None
 
     def _safe_finish(
-        self, request: HttpRequest, response: HttpResponseBase | None, state: _RequestState
+        self, request: HttpRequest, response: HttpResponseBase | None, state: RequestState
     ) -> None:
         try:
             self._finish(request, response, state)
@@ -247,25 +222,26 @@ class OtelDjangoMiddleware:
         if self._own_views is None:
             self._own_views = _own_views()
         if view in self._own_views:
-            state: _RequestState | None = getattr(request, "_otel_django", None)
+            state = request_state(request)
             if state is not None:
                 state.untraced = True
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, CLIENT_ERROR_EXCEPTIONS):
             return  # Django answers 4xx for them: as a returned 4xx, not an error
-        state: _RequestState | None = getattr(request, "_otel_django", None)
-        if state is not None and state.span.is_recording():
+        state = request_state(request)
+        if state is None:
+            return
+        state.error_type = error_type(exception)
+        if state.span.is_recording():
             state.span.record_exception(
                 exception,
                 attributes=self._error_messages.span_attributes(exception),
                 escaped=True,
             )
-            state.span.set_attribute("error.type", _qualified_name(type(exception)))
-        if state is not None:
-            request._otel_django_error = _qualified_name(type(exception))  # type: ignore[attr-defined]
+            state.span.set_attribute("error.type", state.error_type)
 
-    def _start(self, request: HttpRequest) -> _RequestState:
+    def _start(self, request: HttpRequest) -> RequestState:
         start = time.perf_counter_ns()
         meta = request.META
         method = request.method or "GET"
@@ -326,7 +302,7 @@ class OtelDjangoMiddleware:
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         scope_token = insight.begin_request(span, self._insight)
-        state = _RequestState(
+        state = RequestState(
             span,
             method,
             request_id,
@@ -334,13 +310,13 @@ class OtelDjangoMiddleware:
             active_attributes,
             (context_token, log_tokens, scope_token),
         )
-        request._otel_django = state  # type: ignore[attr-defined]
+        attach(request, state)
         if self._request_hook is not None:
             _call_hook(self._reported, "request_hook", self._request_hook, span, request)
         return state
 
     def _finish(
-        self, request: HttpRequest, response: HttpResponseBase | None, state: _RequestState
+        self, request: HttpRequest, response: HttpResponseBase | None, state: RequestState
     ) -> None:
         duration_ns = time.perf_counter_ns() - state.start
         span = state.span
@@ -351,9 +327,9 @@ class OtelDjangoMiddleware:
         match = getattr(request, "resolver_match", None)
         route: str | None = match.route if match is not None else None
         status = response.status_code if response is not None else 500
-        error_type: str | None = getattr(request, "_otel_django_error", None)
-        if error_type is None and status >= 500:
-            error_type = str(status)
+        failure = state.error_type
+        if failure is None and status >= 500:
+            failure = str(status)
         if response is not None:
             response[self._request_id_header] = state.request_id
         response_size = _body_size(response)
@@ -368,8 +344,8 @@ class OtelDjangoMiddleware:
                 final["http.route"] = route
             if response_size is not None:
                 final["http.response.body.size"] = response_size
-            if error_type is not None:
-                final["error.type"] = error_type
+            if failure is not None:
+                final["error.type"] = failure
             if db_summary is not None:
                 final.update(db_summary)
             spans.set_attributes(span, final)
@@ -392,7 +368,7 @@ class OtelDjangoMiddleware:
         if self._metrics is not None:
             self._metrics.request_finished(
                 state.active_attributes,
-                (method, state.active_attributes["url.scheme"], status, route or None, error_type),
+                (method, state.active_attributes["url.scheme"], status, route or None, failure),
                 duration_ns / 1e9,
                 _request_size(request),
                 response_size,
@@ -406,7 +382,7 @@ class OtelDjangoMiddleware:
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(context_token)
 
-    def _finish_untraced(self, response: HttpResponseBase | None, state: _RequestState) -> None:
+    def _finish_untraced(self, response: HttpResponseBase | None, state: RequestState) -> None:
         """The span is never ended (so never exported); no request metrics, no access line."""
         if response is not None:
             response[self._request_id_header] = state.request_id
@@ -465,11 +441,6 @@ def _report_failure(reported: set[str], stage: str) -> None:
         )
 
 
-def _qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
 def _printable(value: str) -> str:
     return value.encode("ascii", "backslashreplace").decode("ascii")[:32]
 
@@ -490,6 +461,3 @@ def _body_size(response: HttpResponseBase | None) -> int | None:
         return None
     content = getattr(response, "content", None)
     return len(content) if content is not None else None
-
-
-AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]

@@ -28,10 +28,13 @@ from .db.errors import ErrorMessages
 from .redaction import Redactor
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+
     from .db.django import QueryObserver
     from .db.insight import Insight
     from .db.sqlalchemy import _Hooks as SqlAlchemyHooks
     from .health.checks import HealthState
+    from .logging.setup import LoggingPipeline
     from .metrics.http import ActiveRequests
     from .metrics.pipeline import Pipeline
 
@@ -90,6 +93,9 @@ class Runtime:
     observer: QueryObserver | None = None
     # The listeners on every SQLAlchemy engine, once SQLAlchemy was imported.
     sqlalchemy_hooks: SqlAlchemyHooks | None = None
+    # What configure_logging set up, and the log provider created for it (log export).
+    logging: LoggingPipeline | None = None
+    log_provider: LoggerProvider | None = None
 
     @functools.cached_property
     def redactor(self) -> Redactor:

@@ -39,6 +39,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 
+from . import _compat
 from .config import Config
 from .db.errors import WITHHELD, ErrorMessages, scrub
 from .db.sql import describe
@@ -255,7 +256,7 @@ class SentryTracePropagator(TextMapPropagator):
 
 def _propagators(propagator: TextMapPropagator) -> Iterable[TextMapPropagator]:
     if isinstance(propagator, CompositePropagator):
-        return list(propagator._propagators)
+        return _compat.composite_members(propagator)
     return [propagator]
 
 

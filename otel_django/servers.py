@@ -250,7 +250,7 @@ def _answer_lifespan(on_shutdown: Callable[[], None]) -> None:
 
     Django's ``ASGIHandler`` rejects lifespan scopes (checked against Django 5.2-6.1); the
     servers then carry on without them (uvicorn: "ASGI 'lifespan' protocol appears
-    unsupported"), and send no shutdown event. ``tests/foundation/test_server_detection.py``
+    unsupported"), and send no shutdown event. ``tests/servers/test_detection.py``
     fails if Django starts answering them itself.
     """
     from django.core.handlers.asgi import ASGIHandler

@@ -31,9 +31,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -44,6 +43,9 @@ from . import servers
 from .export import Notes
 from .resource import build_resource
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
 
 logger = logging.getLogger("otel_django")
 
@@ -137,8 +139,24 @@ def _create_providers(runtime: Runtime) -> None:
     if config.logs_exported:
         from .logging.otlp import setup_log_export
 
-        setup_log_export(config, resource, notes)
+        _start_log_export(runtime, setup_log_export(config, resource, notes))
     _flush_on_sigterm(runtime)
+
+
+def _start_log_export(runtime: Runtime, provider: LoggerProvider | None) -> None:
+    runtime.log_provider = provider
+    pipeline = runtime.logging
+    if provider is not None and pipeline is not None and pipeline.log_export is not None:
+        pipeline.log_export.start(provider)
+
+
+def _configure_logging(runtime: Runtime) -> None:
+    from .logging.setup import configure_logging
+
+    pipeline = runtime.logging = configure_logging(runtime.config, redactor=runtime.redactor)
+    provider = runtime.log_provider
+    if provider is not None and pipeline is not None and pipeline.log_export is not None:
+        pipeline.log_export.start(provider)
 
 
 def _flush_on_sigterm(runtime: Runtime) -> None:
@@ -165,7 +183,8 @@ def _flush_on_sigterm(runtime: Runtime) -> None:
 def shutdown(runtime: Runtime | None = None) -> None:
     """Flushes and stops the providers (gunicorn ``worker_exit``, SIGTERM, a server's exit:
     :func:`otel_django.servers.call_at_worker_exit`). Only the first call does anything."""
-    state = (runtime or runtime_module.current()).lifecycle
+    runtime = runtime or runtime_module.current()
+    state = runtime.lifecycle
     with state.lock:
         if state.shut_down:
             return
@@ -177,10 +196,10 @@ def shutdown(runtime: Runtime | None = None) -> None:
     meter_provider = metrics.get_meter_provider()
     if isinstance(meter_provider, MeterProvider):
         meter_provider.shutdown()
-    # Imported only if log export was set up: an import at interpreter exit can fail.
-    log_export = sys.modules.get(f"{__package__}.logging.otlp")
-    if log_export is not None:
-        log_export.shutdown_log_export()
+    if runtime.logging is not None and runtime.logging.log_export is not None:
+        runtime.logging.log_export.stop()  # lines keep going to stdout, no longer exported
+    if runtime.log_provider is not None:
+        runtime.log_provider.shutdown()
 
 
 def install_middleware() -> None:
@@ -204,11 +223,9 @@ def setup_django(under_wrapper: bool | None = None) -> Runtime:
     config = runtime.config
     with runtime.lifecycle.lock:
         if runtime.lifecycle.django_ready:
-            from .logging.setup import configure_logging
-
             # django.setup() ran again (runserver imports wsgi.py, which calls it) and
             # re-applied settings.LOGGING over the pipeline: take it over again.
-            configure_logging(config, redactor=runtime.redactor)
+            _configure_logging(runtime)
             return runtime
         runtime.lifecycle.django_ready = True
         if runtime.error is not None:
@@ -218,9 +235,7 @@ def setup_django(under_wrapper: bool | None = None) -> Runtime:
                 runtime.error,
             )
             return runtime
-        from .logging.setup import configure_logging
-
-        configure_logging(config, redactor=runtime.redactor)
+        _configure_logging(runtime)
         for warning in config.warnings:
             logger.warning("otel_django: %s", warning)
         if config.sdk_disabled:

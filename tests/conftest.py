@@ -1,64 +1,29 @@
-"""Shared fixtures: real services (PostgreSQL, Redis), an OTLP receiver, captured spans.
+"""Shared fixtures: real services (PostgreSQL, Redis), an OTLP receiver, captured spans, log
+lines and events, and the one way to run a test under another configuration.
 
-A test that needs a service skips with the reason when the service is down, except under
-CI (``CI=true``), where a missing service is a failure.
+Helpers that are not fixtures live in :mod:`tests.support`. A test that needs a service skips
+with the reason when the service is down, except under CI (``CI=true``), where a missing
+service is a failure.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.otlp_receiver import OTLPReceiver
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_HOST = os.environ.get("OTEL_DJANGO_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("OTEL_DJANGO_TEST_PG_PORT", "5432"))
-REDIS_DB = int(os.environ.get("OTEL_DJANGO_TEST_REDIS_DB", "0"))
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    if port_open(host, port):
-        return
-    message = f"{name} is not reachable on {host}:{port}"
-    if IN_CI:
-        pytest.fail(f"{message}; CI must provide it")
-    pytest.skip(message)
-
-
-def prometheus_tool(name: str) -> str:
-    """Path of Debian's ``prometheus`` or ``promtool``; skips locally, fails under CI if absent."""
-    path = shutil.which(name) or f"/usr/bin/{name}"
-    if os.access(path, os.X_OK):
-        return path
-    message = f"{name} is not installed (apt-get install -y prometheus)"
-    if IN_CI:
-        pytest.fail(f"{message}; CI must provide it")
-    pytest.skip(message)
+from otel_django.config import Config
+from tests.support.config import overridden_config
+from tests.support.lines import Lines, parse_lines
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.services import PG_HOST, PG_PORT, REDIS_URL, require_service
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +49,7 @@ def _postgres_marker(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated, seeded SQLite file of the demo; copy it (servers.copy_database) before use."""
-    from tests.servers import seeded_database
+    from tests.support.servers import seeded_database
 
     return seeded_database(tmp_path_factory.mktemp("seeded"))
 
@@ -115,3 +80,37 @@ def spans() -> Iterator[InMemorySpanExporter]:
     _memory_exporter.clear()
     yield _memory_exporter
     _memory_exporter.clear()
+
+
+@pytest.fixture
+def override_config() -> Iterator[Callable[..., Config]]:
+    """``override_config(slow_query_ms=0, metrics_password=None ...)``: the configuration in
+    effect with these ``Config`` fields changed, for the runtime, the log pipeline and the query
+    insight alike; each call starts from the test's starting configuration, which is restored
+    afterwards (:mod:`tests.support.config`)."""
+    with overridden_config() as override:
+        yield override
+
+
+@pytest.fixture
+def lines(capsys: pytest.CaptureFixture[str]) -> Lines:
+    """Reads what was written to stdout since the last call, as parsed JSON lines."""
+    capsys.readouterr()
+
+    def read() -> list[dict[str, Any]]:
+        return parse_lines(capsys.readouterr().out)
+
+    return read
+
+
+@pytest.fixture
+def raw_output(capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    capsys.readouterr()
+    return lambda: capsys.readouterr().out
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    """Event dicts logged through structlog during the test (before rendering)."""
+    with structlog.testing.capture_logs() as captured:
+        yield captured

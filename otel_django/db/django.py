@@ -30,25 +30,20 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from .. import __version__
+from .. import __version__, _compat
 from ..config import Config
 from ..metrics.aggregate import AttributeValues
 from ..metrics.instruments import Histogram, PipelineSource
 from ..redaction import Redactor
+from ..semconv import db_system
+from ..semconv import error_type as error_type_of
 from ..traces import spans
 from .duration import DURATION, duration_values
 from .errors import sqlstate
-from .explain import explain_postgresql, explain_sqlite
-from .insight import Insight, parameter_attributes, qualified_name
+from .explain import explain_for
+from .insight import Insight, parameter_attributes
 from .sql import QueryDescription, describe
 
-DB_SYSTEMS = {
-    "postgresql": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "oracle": "oracle.db",
-    "microsoft": "microsoft.sql_server",
-}
 logger = logging.getLogger("otel_django.db")
 
 _CACHE_MAX = 4096
@@ -103,7 +98,7 @@ class QueryObserver:
         cached = self._connection_attributes.get(connection.alias)
         if cached is None:
             settings = connection.settings_dict
-            cached = {"db.system.name": DB_SYSTEMS.get(connection.vendor, connection.vendor)}
+            cached = {"db.system.name": db_system(connection.vendor)}
             if settings.get("NAME"):
                 cached["db.namespace"] = str(settings["NAME"])
             if settings.get("HOST"):
@@ -200,8 +195,7 @@ class QueryObserver:
                 return False  # no SDK provider yet (a pre-fork master): decide later
             known = self._skip_unsampled = sampler is ALWAYS_OFF or (
                 isinstance(sampler, ParentBased)
-                and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
-                and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+                and _compat.parent_based_unsampled_delegates(sampler) == (ALWAYS_OFF, ALWAYS_OFF)
             )
         return known
 
@@ -238,7 +232,7 @@ class QueryObserver:
     ) -> AttributeValues:
         # The exception's message is left out on purpose: database errors quote values
         # ("Key (email)=(...) already exists"); see errors.py.
-        error_type = qualified_name(type(error))
+        error_type = error_type_of(error)
         if span.is_recording():
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute("error.type", error_type)
@@ -262,11 +256,8 @@ def _execute_alone(
 def _explainer(
     connection: BaseDatabaseWrapper, sql: str, params: Any
 ) -> Callable[[float], str | None] | None:
-    if connection.vendor == "postgresql":
-        explain = explain_postgresql
-    elif connection.vendor == "sqlite":
-        explain = explain_sqlite
-    else:
+    explain = explain_for(connection.vendor)
+    if explain is None:
         return None
 
     def run(timeout_ms: float) -> str | None:

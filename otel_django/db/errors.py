@@ -28,6 +28,8 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .. import _compat
+
 if TYPE_CHECKING:
     from ..config import Config
 
@@ -234,8 +236,7 @@ def _format(exception: BaseException, withheld: Withheld) -> str:
 def _replace_messages(
     formatted: traceback.TracebackException, exception: BaseException, withheld: dict[int, str]
 ) -> bool:
-    """Replaces the messages kept by ``TracebackException`` (its private ``_str``, checked on
-    CPython 3.11, 3.12 and 3.13; tests/db/test_error_messages.py fails if it changes) of the
+    """Replaces the messages kept by ``TracebackException`` (private: ``_compat``) of the
     withheld exceptions. False when it cannot: the caller then shows less, never the message."""
     pending = [(formatted, exception)]
     seen: set[int] = set()
@@ -245,11 +246,8 @@ def _replace_messages(
             continue
         seen.add(id(node))
         text = withheld.get(id(current))
-        if text is not None:
-            if not isinstance(getattr(node, "_str", None), str):
-                return False
-            node._str = text  # type: ignore[attr-defined]
-            node.__notes__ = None
+        if text is not None and not _compat.replace_exception_text(node, text):
+            return False
         pairs: list[tuple[traceback.TracebackException | None, BaseException | None]] = [
             (node.__cause__, current.__cause__),
             (node.__context__, current.__context__),

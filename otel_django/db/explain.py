@@ -105,6 +105,19 @@ def explain_sqlite(
         return None
 
 
+Explain = Callable[[Any, CursorFactory, str, Any, float], str | None]
+
+
+def explain_for(vendor: str) -> Explain | None:
+    """The EXPLAIN for a Django vendor or SQLAlchemy dialect (``postgresql``, ``sqlite``), or
+    None where there is none."""
+    if vendor == "postgresql":
+        return explain_postgresql
+    if vendor == "sqlite":
+        return explain_sqlite
+    return None
+
+
 def scrub_plan(plan: str, node_marker: str | None = "(cost=") -> str:
     """The plan with literals replaced in every line but plan nodes; cut at PLAN_MAX_LENGTH."""
     lines = []

@@ -38,6 +38,7 @@ import structlog
 from opentelemetry import metrics
 from opentelemetry.trace import Span
 
+from .._compat import getframe
 from ..config import DbConfig
 from ..redaction import REDACTED, Redactor
 from .sql import QueryDescription
@@ -123,7 +124,7 @@ def caller_location(frame: FrameType | None = None) -> Location | None:
     others, the innermost one outside installed packages and the standard library wins (a
     view, not the serializer library it called); failing that, the innermost one at all.
     """
-    frame = frame if frame is not None else sys._getframe(1)
+    frame = frame if frame is not None else getframe(1)
     fallback: FrameType | None = None
     while frame is not None:
         module = frame.f_globals.get("__name__")
@@ -222,11 +223,6 @@ def end_request(token: contextvars.Token[RequestScope | None]) -> RequestScope |
 
 def current_scope() -> RequestScope | None:
     return _scope.get()
-
-
-def qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 def parameter_attributes(params: Any, redactor: Redactor) -> dict[str, str]:

@@ -370,10 +370,6 @@ def describe_uncached(
 _describe = lru_cache(maxsize=4096)(describe_uncached)
 
 
-def cache_clear() -> None:
-    _describe.cache_clear()
-
-
 def scrub_literals(text: str) -> str:
     """``text`` with every string and number literal replaced by ``?``; the rest kept verbatim."""
     out: list[str] = []

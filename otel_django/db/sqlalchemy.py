@@ -29,20 +29,14 @@ from opentelemetry.trace import Span, Status, StatusCode
 from ..config import Config
 from ..metrics.instruments import Histogram
 from ..redaction import Redactor
+from ..semconv import db_system
+from ..semconv import error_type as error_type_of
 from . import insight as insight_module
 from .duration import duration_values
-from .explain import explain_postgresql, explain_sqlite
-from .insight import Insight, parameter_attributes, qualified_name
+from .explain import explain_for
+from .insight import Insight, parameter_attributes
 from .sql import QueryDescription, describe
 
-SYSTEMS = {
-    "postgresql": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mariadb",
-    "oracle": "oracle.db",
-    "mssql": "microsoft.sql_server",
-}
 # Attributes upstream may have filled with the raw statement, depending on
 # OTEL_SEMCONV_STABILITY_OPT_IN.
 _RAW_TEXT_ATTRIBUTES = ("db.statement", "db.query.text")
@@ -133,7 +127,7 @@ class _Hooks:
         try:
             duration = _elapsed(context)
             dialect = conn.dialect.name
-            system = SYSTEMS.get(dialect, dialect)
+            system = db_system(dialect)
             description = describe(statement, self.max_length, dialect)
             span: Span | None = getattr(context, _SPAN, None)
             self.record_duration(duration, description, system, None, span)
@@ -163,16 +157,16 @@ class _Hooks:
                 return
             statement = exception_context.statement
             dialect = exception_context.engine.dialect.name if exception_context.engine else ""
-            error_type = qualified_name(type(exception_context.original_exception))
+            error_type = error_type_of(exception_context.original_exception)
             description = describe(statement, self.max_length, dialect) if statement else None
             duration = _elapsed(context)
-            system = SYSTEMS.get(dialect, dialect)
+            system = db_system(dialect)
             self.record_duration(duration, description, system, error_type, span)
             if description is not None:
                 self.insight.count(description, system, duration or 0.0, failed=True)
             if span.is_recording():
                 if description is not None:
-                    self.set_attributes(span, description, SYSTEMS.get(dialect, dialect), statement)
+                    self.set_attributes(span, description, db_system(dialect), statement)
                 span.set_attribute("error.type", error_type)
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
@@ -205,11 +199,8 @@ def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> An
     raw_connection = getattr(cursor, "connection", None)
     if raw_connection is None:
         return None
-    if dialect == "postgresql":
-        explain = explain_postgresql
-    elif dialect == "sqlite":
-        explain = explain_sqlite
-    else:
+    explain = explain_for(dialect)
+    if explain is None:
         return None
 
     def run(timeout_ms: float) -> str | None:

@@ -210,8 +210,9 @@ def check_migrations() -> None:
     new migrations arrive with new code, that is a new process.
     """
     from django.db import connections
-    from django.db.migrations.executor import MigrationExecutor
     from django.db.migrations.recorder import MigrationRecorder
+
+    from ..db.migrations import unapplied_count
 
     state = _state()
     unapplied: dict[str, int] = {}
@@ -227,15 +228,14 @@ def check_migrations() -> None:
                         continue  # never migrated: not managed by this project's migrations
                 except DatabaseError:
                     continue  # unreachable: its database check reports that
-            executor = MigrationExecutor(connection)
-            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            count = unapplied_count(connection)
         finally:
             try:
                 connection.close()
             finally:
                 del connections[alias]
-        if plan:
-            unapplied[alias] = len(plan)
+        if count:
+            unapplied[alias] = count
         else:
             with state.lock:
                 state.migrations_applied.add(alias)

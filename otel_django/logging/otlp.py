@@ -1,17 +1,19 @@
 """Optional OTLP log export, correlated with traces.
 
-With a log exporter (``LOGS_EXPORTER=otlp``) the pipeline gets one more processor,
-:func:`export_processor`, after redaction and before rendering: each line is also sent as an
-OTel log record (body: the event; attributes: the other keys; trace and span ids from the
-current span). stdout keeps its line, printed once; no stdlib handler of the SDK is added,
-so nothing is exported twice.
+With a log exporter (``LOGS_EXPORTER=otlp``) the pipeline gets one more processor, a
+:class:`LogExport`, after redaction and before rendering: each line is also sent as an OTel
+log record (body: the event; attributes: the other keys; trace and span ids from the current
+span). stdout keeps its line, printed once; no stdlib handler of the SDK is added, so nothing
+is exported twice.
 
-The provider is created with the other providers (in each worker under gunicorn), after the
-pipeline exists: until then the processor passes lines through untouched.
+The provider (:func:`setup_log_export`) is created with the other providers (in each worker
+under gunicorn), after the pipeline exists, and handed to the pipeline's :class:`LogExport`
+(:meth:`LogExport.start`): until then the processor passes lines through untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ from structlog.typing import EventDict, WrappedLogger
 
 from ..config import Config
 from ..export import ExportGuard, Notes, batch_processor, build, choose
+from ..semconv import REQUEST_ID_ATTRIBUTE
 
 # The newer name; the older one is deprecated.
 ExportResult: Any = (
@@ -35,7 +38,6 @@ ExportResult: Any = (
 
 logger = logging.getLogger("otel_django.export")
 
-REQUEST_ID_ATTRIBUTE = "otel_django.request_id"
 _SEVERITY = {
     "debug": SeverityNumber.DEBUG,
     "info": SeverityNumber.INFO,
@@ -59,10 +61,6 @@ _NOT_ATTRIBUTES = frozenset(
 )
 # The exporters' own complaints must not be exported: a failing export would feed itself.
 _NOT_EXPORTED_LOGGERS = ("opentelemetry", "otel_django.export")
-
-_provider: LoggerProvider | None = None
-_loggers: dict[str, APILogger] = {}
-_counts = {"failed": 0}  # records that could not be handed to the SDK
 
 
 class GuardedLogExporter:
@@ -94,13 +92,15 @@ def _stdout_lines() -> None:
     return None
 
 
-def setup_log_export(config: Config, resource: Resource, notes: Notes | None = None) -> bool:
-    """Creates the LoggerProvider that sends log records to the configured exporters.
+def setup_log_export(
+    config: Config, resource: Resource, notes: Notes | None = None
+) -> LoggerProvider | None:
+    """Creates the LoggerProvider that sends log records to the configured exporters, and sets
+    it as the OTel API's.
 
     Each exporter is built with no arguments behind ``BatchLogRecordProcessor(exporter)``, so
-    ``OTEL_EXPORTER_OTLP_[LOGS_]*`` and ``OTEL_BLRP_*`` apply. False when nothing exports.
+    ``OTEL_EXPORTER_OTLP_[LOGS_]*`` and ``OTEL_BLRP_*`` apply. None when nothing exports.
     """
-    global _provider
     notes = notes or Notes()
     processors = []
     for choice in choose(
@@ -123,49 +123,55 @@ def setup_log_export(config: Config, resource: Resource, notes: Notes | None = N
         if processor is not None:
             processors.append(processor)
     if not processors:
-        return False
+        return None
     provider = LoggerProvider(resource=resource)
     for processor in processors:
         provider.add_log_record_processor(processor)
     set_logger_provider(provider)
-    _loggers.clear()
-    _provider = provider
-    return True
+    return provider
 
 
-def get_provider() -> LoggerProvider | None:
-    return _provider
+class LogExport:
+    """The pipeline's processor that sends each line as an OTel log record to the provider it
+    was started with; it never raises."""
 
+    def __init__(self) -> None:
+        self.provider: LoggerProvider | None = None
+        self._loggers: dict[str, APILogger] = {}
 
-def shutdown_log_export() -> None:
-    """Sends what is queued and stops exporting (lines keep going to stdout)."""
-    global _provider
-    provider, _provider = _provider, None
-    if provider is not None:
-        provider.shutdown()
+    def start(self, provider: LoggerProvider) -> None:
+        self._loggers = {}
+        self.provider = provider
 
+    def stop(self) -> None:
+        """No more records (lines keep going to stdout); the provider's owner shuts it down."""
+        self.provider = None
+        self._loggers = {}
 
-def export_processor(wrapped: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Sends the line as an OTel log record, if log export is set up; never raises."""
-    provider = _provider
-    if provider is None:
+    def __call__(
+        self, wrapped: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> EventDict:
+        provider = self.provider
+        if provider is None:
+            return event_dict
+        name = event_dict.get("logger") or "otel_django"
+        if not isinstance(name, str) or name.startswith(_NOT_EXPORTED_LOGGERS):
+            return event_dict
+        with contextlib.suppress(Exception):  # telemetry never breaks the line, let alone the app
+            self._emit(provider, name, event_dict)
         return event_dict
-    name = event_dict.get("logger") or "otel_django"
-    if not isinstance(name, str) or name.startswith(_NOT_EXPORTED_LOGGERS):
-        return event_dict
-    try:
-        _emit(provider, name, event_dict)
-    except Exception:  # telemetry never breaks the line, let alone the app
-        _counts["failed"] += 1
-    return event_dict
+
+    def _emit(self, provider: LoggerProvider, name: str, event_dict: EventDict) -> None:
+        loggers = self._loggers
+        otel_logger = loggers.get(name)
+        if otel_logger is None:
+            otel_logger = provider.get_logger(name)
+            if len(loggers) < 1000:
+                loggers[name] = otel_logger
+        _emit_record(otel_logger, event_dict)
 
 
-def _emit(provider: LoggerProvider, name: str, event_dict: EventDict) -> None:
-    otel_logger = _loggers.get(name)
-    if otel_logger is None:
-        otel_logger = provider.get_logger(name)
-        if len(_loggers) < 1000:
-            _loggers[name] = otel_logger
+def _emit_record(otel_logger: APILogger, event_dict: EventDict) -> None:
     level = event_dict.get("level", "info")
     attributes: dict[str, Any] = {}
     for key, value in event_dict.items():

@@ -9,8 +9,8 @@ same snapshot as the SDK's metrics at scrape time, so they are merged across wor
 rendered like any other histogram.
 
 A histogram holds at most ``limit`` series: beyond that, measurements with new attribute
-values go to the ``otel.metric.overflow`` series, as the SDK's streams do
-(``cardinality.py``).
+values go to the ``otel.metric.overflow`` series, by the rule the SDK's streams apply
+(``cardinality.series_key``).
 
 Exemplars: a measurement recorded with the span context of its span may become the exemplar
 of its bucket (one per bucket per series, the newest), as ``OTEL_METRICS_EXEMPLAR_FILTER``
@@ -32,6 +32,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanContext
 
+from .cardinality import OVERFLOW_ATTRIBUTES, series_key
 from .exposition import ALL, HISTOGRAM, OVERFLOW_LABELS, Exemplar, Family
 from .naming import label_string, metric_name
 
@@ -123,9 +124,8 @@ class Aggregate:
                 exemplars[index] = exemplar
 
     def _new_series(self, values: AttributeValues) -> list[Any]:
-        key: Hashable = values
-        if len(self._series) >= self._limit - 1:
-            key = _OVERFLOW
+        key = series_key(values, self._series, self._limit, _OVERFLOW)
+        if key is _OVERFLOW:
             existing = self._series.get(key)
             if existing is not None:
                 return existing
@@ -169,7 +169,7 @@ class Aggregate:
             items = [(key, s[0], s[1], list(s[2])) for key, s in self._series.items()]
         attributes = self.spec.attributes
         return [
-            ({"otel.metric.overflow": True} if key is _OVERFLOW else attributes(key), c, t, b)  # type: ignore[arg-type]
+            (dict(OVERFLOW_ATTRIBUTES) if key is _OVERFLOW else attributes(key), c, t, b)  # type: ignore[arg-type]
             for key, c, t, b in items
         ]
 

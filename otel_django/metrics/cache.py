@@ -18,6 +18,8 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from ..semconv import error_type
+
 OPERATIONS = (
     "get",
     "get_many",
@@ -87,7 +89,7 @@ def _counted(
         try:
             result = original(*args, **kwargs)
         except Exception as exc:
-            counts.add((alias, backend, operation, "", type(exc).__qualname__))
+            counts.add((alias, backend, operation, "", error_type(exc)))
             raise
         finally:
             _guard.active = False
@@ -104,7 +106,7 @@ def _read(
     miss: Key = (alias, backend, operation, MISS, "")
 
     def failed(exc: Exception) -> None:
-        counts.add((alias, backend, operation, "", type(exc).__qualname__))
+        counts.add((alias, backend, operation, "", error_type(exc)))
 
     if operation == "get":
 

@@ -1,95 +1,83 @@
-"""A per-metric limit on attribute sets, as the OTel metrics SDK spec describes it.
+"""The per-metric cardinality limit: the one rule of which attribute sets keep a series.
 
-The Python SDK has no cardinality limit, so a metric fed attacker-influenced attributes would
-grow without bound. This wraps the SDK's per-stream ``consume_measurement``: while a stream
-holds fewer than ``limit - 1`` attribute sets nothing changes (one ``len()`` per
-measurement); beyond that, measurements with a new attribute set are recorded under
-``{"otel.metric.overflow": True}`` instead, so totals stay right and at most ``limit``
-series exist per metric.
+``METRICS_CARDINALITY_LIMIT`` counts series, the overflow series included: a metric holds at
+most ``limit - 1`` attribute sets of its own, and measurements with any other attribute set
+are recorded under ``{"otel.metric.overflow": True}``, so totals stay exact and at most
+``limit`` series exist per metric.
+
+The SDK's streams apply it themselves (``MetricReader(cardinality_limits=…)``, from
+opentelemetry-sdk 1.45.2), with :func:`sdk_limits`: the SDK keeps ``cardinality_limit``
+attribute sets *plus* the overflow point, so it is given ``limit - 1``. Older SDKs get the same
+rule from ``otel_django._compat``. otel_django's in-place histograms (``aggregate.py``) and the
+merge of snapshots (``exposition.merge_into``) use :func:`series_key`, which decides as the
+SDK does: a new attribute set gets a series of its own while the metric holds fewer than
+``limit - 1`` series.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
-from typing import Any
+import inspect
+from collections.abc import Collection
+from typing import Any, TypeVar
 
-logger = logging.getLogger("otel_django.metrics")
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import MetricReader
+
+from .. import _compat
+
+__all__ = [
+    "OVERFLOW_ATTRIBUTES",
+    "reader_options",
+    "sdk_limits",
+    "sdk_stream_limit",
+    "series_key",
+]
 
 OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
 
-_lock = threading.Lock()
-_limit = 2000
-_original: Callable[..., None] | None = None
+K = TypeVar("K")
 
 
-def install(limit: int) -> bool:
-    """Applies ``limit`` to every SDK metric stream of the process; False when unsupported."""
-    global _limit, _original
-    try:
-        from opentelemetry.sdk.metrics._internal import _view_instrument_match as vim
-    except ImportError:
-        logger.warning(
-            "this opentelemetry-sdk has no known metric stream class: no cardinality limit"
-        )
-        return False
-    cls = vim._ViewInstrumentMatch
-    hash_attributes: Callable[[Any], Any] | None = getattr(vim, "_hash_attributes", None)
-    with _lock:
-        _limit = limit
-        if _original is not None:
-            return True
-        if hash_attributes is None:
-            logger.warning(
-                "this opentelemetry-sdk is not the one otel_django knows: no cardinality limit"
-            )
-            return False
-        key_of = hash_attributes
-        known = (
-            callable(getattr(cls, "consume_measurement", None))
-            and "_attributes_aggregation" in cls.__init__.__code__.co_names
-        )
-        if not known:
-            logger.warning(
-                "this opentelemetry-sdk is not the one otel_django knows: no cardinality limit"
-            )
-            return False
-        original: Callable[..., None] = cls.consume_measurement
-        overflow_key = key_of(OVERFLOW_ATTRIBUTES)
-
-        def consume_measurement(
-            self: Any, measurement: Any, should_sample_exemplar: bool = True
-        ) -> None:
-            aggregations = self._attributes_aggregation
-            if len(aggregations) < _limit - 1:
-                return original(self, measurement, should_sample_exemplar)
-            attributes = dict(measurement.attributes or {})
-            keys = self._view._attribute_keys
-            if keys is not None:
-                attributes = {k: v for k, v in attributes.items() if k in keys}
-            key = key_of(attributes)
-            if key not in aggregations and key != overflow_key:
-                measurement = _with_attributes(measurement, OVERFLOW_ATTRIBUTES)
-            return original(self, measurement, should_sample_exemplar)
-
-        cls.consume_measurement = consume_measurement  # type: ignore[method-assign]
-        _original = original
-    return True
+def sdk_stream_limit(limit: int) -> int:
+    """The SDK's ``cardinality_limit`` for otel_django's ``limit``: the SDK does not count
+    the overflow point, otel_django does."""
+    return limit - 1
 
 
-def uninstall() -> None:
-    """Restores the SDK's own method (tests)."""
-    global _original
-    from opentelemetry.sdk.metrics._internal import _view_instrument_match as vim
+def sdk_limits(limit: int) -> dict[type, int]:
+    """``cardinality_limits=`` for a ``MetricReader``: every instrument class."""
+    stream = sdk_stream_limit(limit)
+    classes = (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        _compat.sdk_gauge_class(),
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    )
+    return dict.fromkeys(classes, stream)
 
-    with _lock:
-        if _original is not None:
-            vim._ViewInstrumentMatch.consume_measurement = _original  # type: ignore[method-assign]
-            _original = None
+
+def reader_options(limit: int) -> dict[str, Any]:
+    """Keyword arguments for a ``MetricReader`` otel_django builds, applying ``limit`` to its
+    streams. An SDK whose readers take no ``cardinality_limits`` (before 1.45.2) gets the
+    same rule for every stream of the process instead (``_compat``)."""
+    if "cardinality_limits" in inspect.signature(MetricReader.__init__).parameters:
+        return {"cardinality_limits": sdk_limits(limit)}
+    _compat.backport_cardinality_limit(sdk_stream_limit(limit), OVERFLOW_ATTRIBUTES)
+    return {}
 
 
-def _with_attributes(measurement: Any, attributes: dict[str, bool]) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(measurement, attributes=attributes)
+def series_key(key: K, held: Collection[K], limit: int, overflow: K) -> K:
+    """``key`` if it has (or may have) a series of its own among ``held``, else ``overflow``."""
+    if key == overflow or key in held or len(held) < sdk_stream_limit(limit):
+        return key
+    return overflow

@@ -30,6 +30,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
+from .cardinality import series_key
 from .naming import escape_help, format_float, format_value, label_string, metric_name
 
 logger = logging.getLogger("otel_django.metrics")
@@ -238,7 +239,8 @@ def merge_into(
     """Adds ``source``'s families of the given merge kinds into ``target``.
 
     A family never holds more than ``limit`` series: label sets beyond it are added to the
-    ``otel_metric_overflow="true"`` series, so totals stay right and memory stays bounded.
+    ``otel_metric_overflow="true"`` series (``cardinality.series_key``, the SDK's rule), so
+    totals stay right and memory stays bounded.
     Which label sets keep a series of their own is first come, first kept in ``target``;
     with ``admitted`` (family name -> label sets, updated in place) it is that record's: a
     label set is admitted for good when first seen while its family has room, and every
@@ -270,16 +272,12 @@ def merge_into(
         for key, value in family.points.items():
             if exact_sums:
                 parts = source_partials.get(key) if source_partials else None
-            if key == OVERFLOW_LABELS:
-                pass
-            elif kept is None:
-                if key not in points and len(points) >= limit - 1:
-                    key = OVERFLOW_LABELS
+            if kept is None:
+                key = series_key(key, points, limit, OVERFLOW_LABELS)
             elif key not in kept:
-                if len(kept) < limit - 1:
+                key = series_key(key, kept, limit, OVERFLOW_LABELS)
+                if key != OVERFLOW_LABELS:
                     kept.add(key)
-                else:
-                    key = OVERFLOW_LABELS
             previous = points.get(key)
             if previous is None:
                 points[key] = copy_histogram(value) if histogram else value

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from ..db.migrations import unapplied_count
 from .multiprocess import answering_peer
 
 logger = logging.getLogger("otel_django.metrics")
@@ -25,7 +26,6 @@ TIMEOUT_S = 2.0
 def unapplied_migrations() -> dict[str, int]:
     """Per database alias, the number of migrations ``migrate`` would apply; skips failures."""
     from django.db import connections
-    from django.db.migrations.executor import MigrationExecutor
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     counts: dict[str, int] = {}
@@ -35,8 +35,7 @@ def unapplied_migrations() -> dict[str, int]:
             connection = connections[alias]
             try:
                 connection.ensure_connection()
-                executor = MigrationExecutor(connection)
-                counts[alias] = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+                counts[alias] = unapplied_count(connection)
             except Exception as exc:
                 logger.debug("unapplied migrations of %r not known: %s", alias, exc)
             finally:

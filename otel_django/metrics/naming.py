@@ -1,8 +1,12 @@
 """OTel names, units and attributes -> Prometheus names and labels.
 
-The mapping is the one of ``opentelemetry-exporter-prometheus``: invalid characters become
-``_``, the unit is appended (``s`` -> ``seconds``, ``By`` -> ``bytes``; ``1`` and ``{...}``
-annotations add nothing) and monotonic sums get ``_total``.
+Units map as in ``opentelemetry-exporter-prometheus`` (``map_unit``, after the OTel
+specification and the collector's translator): ``s`` -> ``seconds``, ``By`` -> ``bytes``,
+``By/s`` -> ``bytes_per_second``, ``m`` in a denominator is a minute; ``1`` and ``{...}``
+annotations add nothing. ``tests/metrics/test_naming.py`` holds this copy to upstream's
+function over every unit the semantic conventions use and every unit either table knows.
+Invalid characters of names become ``_``, the unit is appended and monotonic sums get
+``_total``.
 """
 
 from __future__ import annotations
@@ -12,25 +16,42 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+__all__ = [
+    "PER_UNITS",
+    "UNITS",
+    "escape_help",
+    "format_float",
+    "format_value",
+    "label_name",
+    "label_string",
+    "label_value",
+    "metric_name",
+    "unit_suffix",
+]
+
 _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 _REPEATED_UNDERSCORE = re.compile(r"__+")
+_INVALID_UNIT = re.compile(r"[^a-zA-Z0-9:]+")
+_ANNOTATIONS = re.compile(r"\{.*\}")  # from the first "{" to the last "}", as upstream
 
 UNITS = {
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
     "s": "seconds",
     "ms": "milliseconds",
     "us": "microseconds",
     "ns": "nanoseconds",
-    "min": "minutes",
-    "h": "hours",
-    "d": "days",
     "By": "bytes",
     "KiBy": "kibibytes",
     "MiBy": "mebibytes",
     "GiBy": "gibibytes",
+    "TiBy": "tibibytes",
     "KBy": "kilobytes",
     "MBy": "megabytes",
     "GBy": "gigabytes",
+    "TBy": "terabytes",
     "m": "meters",
     "V": "volts",
     "A": "amperes",
@@ -39,26 +60,41 @@ UNITS = {
     "g": "grams",
     "Cel": "celsius",
     "Hz": "hertz",
+    "1": "",
     "%": "percent",
+}
+# A denominator: singular, and ``m`` is a minute there (``By/m`` -> ``bytes_per_minute``).
+PER_UNITS = {
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "mo": "month",
+    "y": "year",
 }
 
 
-def _unit_suffix(unit: str) -> str:
-    unit = re.sub(r"\{[^}]*\}", "", unit or "").strip()
-    if not unit or unit == "1":
-        return ""
-    if "/" in unit:
-        num, _, den = unit.partition("/")
-        first = UNITS.get(num, num) if num and num != "1" else ""
-        second = UNITS.get(den, den).rstrip("s") if den else ""
-        return "_".join(p for p in (first, f"per_{second}" if second else "") if p)
-    return UNITS.get(unit, unit)
+def unit_suffix(unit: str) -> str:
+    """The name suffix for an OTel unit: ``By/s`` -> ``bytes_per_second``, ``{request}`` -> ""."""
+    unit = _ANNOTATIONS.sub("", unit or "")
+    known = UNITS.get(unit)
+    if known is not None:
+        return known
+    numerator, slash, denominator = unit.partition("/")
+    denominator = _INVALID_UNIT.sub("_", denominator)
+    if slash and denominator:
+        numerator = _INVALID_UNIT.sub("_", numerator)
+        per = "per_" + PER_UNITS.get(denominator, denominator)
+        numerator = UNITS.get(numerator, numerator)
+        return f"{numerator}_{per}" if numerator else per
+    return _INVALID_UNIT.sub("_", unit).strip("_")
 
 
 def metric_name(name: str, unit: str, monotonic_sum: bool) -> str:
     """``http.server.request.duration`` + ``s`` -> ``http_server_request_duration_seconds``."""
     base = _INVALID_NAME.sub("_", name)
-    suffix = _INVALID_NAME.sub("_", _unit_suffix(unit))
+    suffix = unit_suffix(unit)
     if suffix and not base.endswith("_" + suffix):
         base = f"{base}_{suffix}"
     if monotonic_sum and not base.endswith("_total"):

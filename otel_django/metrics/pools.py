@@ -19,6 +19,8 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from .. import _compat
+
 logger = logging.getLogger("otel_django.metrics")
 
 _engines: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -46,12 +48,8 @@ def sqlalchemy_pools() -> Iterable[tuple[str, int, int, int | None]]:
         try:
             used, idle = int(checkedout()), int(checkedin())
             maximum: int | None = None
-            overflow = getattr(pool, "_max_overflow", None)
-            if (
-                callable(getattr(pool, "size", None))
-                and isinstance(overflow, int)
-                and overflow >= 0
-            ):
+            overflow = _compat.pool_max_overflow(pool)
+            if callable(getattr(pool, "size", None)) and overflow is not None:
                 maximum = int(pool.size()) + overflow
         except Exception:
             logger.debug("pool of %s cannot be read", engine, exc_info=True)
@@ -68,7 +66,7 @@ def django_pools() -> Iterable[tuple[str, int, int, int | None]]:
         if not settings.get("OPTIONS", {}).get("pool"):
             continue
         wrapper_class = type(connections[alias])
-        pool = getattr(wrapper_class, "_connection_pools", {}).get(alias)
+        pool = _compat.psycopg_pool(wrapper_class, alias)
         if pool is None or not callable(getattr(pool, "get_stats", None)):
             continue
         stats = pool.get_stats()

@@ -8,7 +8,8 @@
   ``PeriodicExportingMetricReader(exporter)`` built without arguments (so
   ``OTEL_METRIC_EXPORT_INTERVAL``/``_TIMEOUT`` and every ``OTEL_EXPORTER_OTLP_[METRICS_]*``
   variable apply), with the in-place histograms added (``push.py``). An entry point that is
-  a ``MetricReader`` is registered as it is (it sees the SDK's metrics only).
+  a ``MetricReader`` is registered as it is (it sees the SDK's metrics only; from
+  opentelemetry-sdk 1.45.2 on, with the cardinality limits it was built with).
 * ``none``: no metrics at all.
 
 :func:`build_meter_provider` returns the provider and its :class:`~.pipeline.Pipeline`; startup
@@ -76,8 +77,12 @@ def push_readers(
         else:
             from .push import PushExporter
 
-            exporter = PushExporter(built, lambda: pipeline, resource)
-            readers.append(PeriodicExportingMetricReader(exporter))
+            readers.append(
+                PeriodicExportingMetricReader(
+                    PushExporter(built, lambda: pipeline, resource),
+                    **cardinality.reader_options(config.metrics.cardinality_limit),
+                )
+            )
     return readers
 
 
@@ -86,8 +91,7 @@ def build_meter_provider(
 ) -> tuple[MeterProvider, Pipeline]:
     """The MeterProvider and the pipeline of its in-place histograms and scrapes."""
     notes = notes or Notes()
-    cardinality.install(config.metrics.cardinality_limit)
-    reader = ScrapeReader()
+    reader = ScrapeReader(config.metrics.cardinality_limit)
     views = [
         View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
     ]

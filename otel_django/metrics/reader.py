@@ -7,12 +7,17 @@ from collections.abc import Callable
 
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 
+from . import cardinality
+
 
 class ScrapeReader(MetricReader):
-    """Cumulative pull reader; :meth:`scrape` collects and returns the current data."""
+    """Cumulative pull reader; :meth:`scrape` collects and returns the current data.
 
-    def __init__(self) -> None:
-        super().__init__()
+    ``cardinality_limit``: series kept per metric, overflow included (``cardinality.py``)."""
+
+    def __init__(self, cardinality_limit: int | None = None) -> None:
+        options = {} if cardinality_limit is None else cardinality.reader_options(cardinality_limit)
+        super().__init__(**options)
         self._latest: MetricsData | None = None
         self._lock = threading.Lock()
         self._on_shutdown: list[Callable[[], None]] = []

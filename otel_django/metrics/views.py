@@ -30,6 +30,9 @@ from .exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 logger = logging.getLogger("otel_django.metrics")
 
 
+# Not prometheus_client's choose_encoder / gzip_accepted: they take the first matching type
+# whatever its q (gzip;q=0 would be compressed, openmetrics-text;q=0 chosen), and
+# prometheus_client is not a dependency of otel_django.
 def _media_ranges(header: str) -> dict[str, float]:
     """``Accept``/``Accept-Encoding`` -> {value: q}."""
     ranges: dict[str, float] = {}

@@ -29,7 +29,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from . import _sdk_internals
+from .. import _compat
 
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -177,9 +177,9 @@ class SpanEncoder:
         # Most spans share the default (unset) status object.
         self._last_status: tuple[Any, bytes] = (object(), b"")
         self._containers = (
-            _sdk_internals.span_containers
-            if _sdk_internals.span_containers_available()
-            else _sdk_internals.public_span_containers
+            _compat.span_containers
+            if _compat.span_containers_available()
+            else _compat.public_span_containers
         )
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes | None:

@@ -8,10 +8,10 @@ compression, certificates, credential provider), keeps its size limit, compressi
 and exporter metrics. Only ``export()`` differs: spans are encoded by
 :class:`~otel_django.traces.encoding.SpanEncoder` (the same message, decoded, as the SDK's
 encoder gives; ``tests/traces/test_encoding.py``) and handed to the rest of upstream's export
-steps (``_sdk_internals.send``).
+steps (``_compat.send``).
 
 A batch the direct encoder does not handle, or an installed exporter whose internals differ
-from the versions checked (``_sdk_internals.CHECKED``), goes through upstream's ``export()``
+from the versions checked (``_compat.TRACES_CHECKED``), goes through upstream's ``export()``
 unchanged.
 """
 
@@ -27,7 +27,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from . import _sdk_internals
+from .. import _compat
 from .encoding import SpanEncoder
 
 logger = logging.getLogger("otel_django.traces")
@@ -39,7 +39,7 @@ class OTLPSpanExporter(UpstreamOTLPSpanExporter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._encoder = SpanEncoder()
-        self._direct = _sdk_internals.exporter_send_path_available()
+        self._direct = _compat.exporter_send_path_available()
 
     @property
     def encodes_directly(self) -> bool:
@@ -58,6 +58,6 @@ class OTLPSpanExporter(UpstreamOTLPSpanExporter):
             payload = None
         if payload is None:
             return super().export(spans)
-        if _sdk_internals.send(self, payload, len(spans)):
+        if _compat.send(self, payload, len(spans)):
             return SpanExportResult.SUCCESS
         return SpanExportResult.FAILURE

@@ -16,7 +16,7 @@ store such attributes directly where the SDK would have stored them unchanged:
   enablement (tracer configurator) and its tracer metrics honoured.
 
 Anything else (a tracer that is not the SDK's, an SDK whose internals differ from the
-versions checked in ``_sdk_internals``) goes through the SDK's public methods unchanged.
+versions checked in ``otel_django._compat``) goes through the SDK's public methods unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from . import _sdk_internals
+from .. import _compat
 
 AttributeValues = Mapping[str, AttributeValue]
 
@@ -59,7 +59,7 @@ def start_span(
     start_time: int | None = None,
 ) -> trace.Span:
     """``tracer.start_span(name, context, kind, attributes, start_time=start_time)``."""
-    internals = _sdk_internals.tracer_internals(tracer)
+    internals = _compat.tracer_internals(tracer)
     if internals is None:
         return tracer.start_span(
             name, context=context, kind=kind, attributes=attributes, start_time=start_time
@@ -118,7 +118,7 @@ def start_span(
         record_end_metrics=record_end_metrics,
     )
     if direct:
-        _sdk_internals.store_attributes(span, attributes)
+        _compat.store_attributes(span, attributes)
     span.start(start_time=start_time, parent_context=context)
     started: trace.Span = span
     return started
@@ -126,5 +126,5 @@ def start_span(
 
 def set_attributes(span: trace.Span, attributes: AttributeValues) -> None:
     """``span.set_attributes(attributes)`` for a recording span of :func:`start_span`."""
-    if not _sdk_internals.set_attributes_directly(span, attributes, fits):
+    if not _compat.set_attributes_directly(span, attributes, fits):
         span.set_attributes(attributes)

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import bench_instructions, bench_requests, callgrind, harness, run
 from benchmarks.request_worker import CONFIGURATIONS, clean_environ
-from tests.conftest import IN_CI
+from tests.support.services import IN_CI
 
 REPO = Path(__file__).resolve().parents[2]
 # The benchmarks' own environment (scripts/setup-bench): the stacks compared are installed

@@ -18,7 +18,6 @@ the rows of issue 11 per server process, to keep the wall time down:
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import json
 import re
@@ -32,14 +31,16 @@ from typing import Any
 import pytest
 
 from otel_django.metrics.naming import metric_name
-from tests.conftest import REDIS_URL, free_port
-from tests.otlp_receiver import OTLPGrpcReceiver, OTLPReceiver, ReceivedSpan
-from tests.servers import BIN, DEMO, Server, copy_database, demo_env, gunicorn, runserver
+from tests.support.auth import authorization
+from tests.support.otlp_receiver import OTLPGrpcReceiver, OTLPReceiver
+from tests.support.servers import BIN, DEMO, Server, copy_database, demo_env, gunicorn, runserver
+from tests.support.services import REDIS_URL, free_port
+from tests.support.spans import server_spans
 
 pytestmark = pytest.mark.slow
 
 WAYS = [pytest.param(False, id="installed-app"), pytest.param(True, id="wrapper")]
-AUTH = {"Authorization": "Basic " + base64.b64encode(b"metrics:demo-metrics-password").decode()}
+AUTH = authorization("demo-metrics-password")
 SETTINGS = "tests.contract.server_settings"
 
 
@@ -77,11 +78,6 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in started:
         server.stop()
-
-
-def server_spans(receiver: OTLPReceiver) -> list[ReceivedSpan]:
-    with receiver._cond:
-        return [s for s in receiver.spans if s.kind == "SERVER"]
 
 
 def warnings_about(output: str, text: str) -> list[str]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.servers import ROOT
+from tests.support.servers import ROOT
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""Fixtures of the database-insight tests: live thresholds, seeded shop data, captured logs."""
+"""Fixtures of the database-insight tests: seeded shop data on PostgreSQL, a current span, a
+connection without otel_django's wrapper."""
 
 from __future__ import annotations
 
@@ -6,48 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import structlog
 from django.db import connections
-from shop.models import Category, Product
 
 from otel_django import runtime
-from otel_django.db.insight import Insight
+from tests.support.shop import seed
 
 ALIAS = "postgres"
-
-
-THRESHOLDS = (
-    "slow_s",
-    "n_plus_one_threshold",
-    "explain_enabled",
-    "explain_interval_s",
-    "explain_timeout_ms",
-)
-
-
-@pytest.fixture
-def tune(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """``tune(slow_query_ms=0, explain_enabled=True ...)`` gives the live query insight (the
-    one the observers report to) the thresholds of a configuration with these settings, and a
-    fresh EXPLAIN limiter; monkeypatch puts everything back."""
-    current = runtime.current()
-    live = current.insight
-    monkeypatch.setattr(live, "limiter", Insight(current.config.db).limiter)
-
-    def apply(**overrides: Any) -> None:
-        tuned = Insight(current.config.replace(**overrides).db)
-        for name in THRESHOLDS:
-            monkeypatch.setattr(live, name, getattr(tuned, name))
-
-    return apply
-
-
-def seed(alias: str, products: int = 8) -> None:
-    categories = [Category.objects.using(alias).create(name=f"cat-{n}") for n in range(3)]
-    for n in range(products):
-        Product.objects.using(alias).create(
-            name=f"product-{n}", price_cents=100 + n, category=categories[n % 3]
-        )
 
 
 @pytest.fixture
@@ -63,13 +28,6 @@ def within_a_span() -> Iterator[None]:
 
     with trace.get_tracer("tests").start_as_current_span("test"):
         yield
-
-
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    """Event dicts logged through structlog during the test (before rendering)."""
-    with structlog.testing.capture_logs() as captured:
-        yield captured
 
 
 @pytest.fixture

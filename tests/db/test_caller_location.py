@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from otel_django.db.insight import Location, caller_location
-from tests.conftest import free_port
-from tests.servers import copy_database, demo_env, gunicorn
+from tests.support.servers import copy_database, demo_env, gunicorn
+from tests.support.services import free_port
 
 SITE = "/srv/venv/lib/python3.11/site-packages"
 SCRIPTS = sysconfig.get_path("scripts")

@@ -11,7 +11,6 @@ the whole Prometheus exposition are searched for the canary and for SQL in label
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -22,12 +21,13 @@ from typing import Any
 import pytest
 from shop.models import Product
 
-from tests.conftest import free_port
-from tests.db.conftest import seed
 from tests.db.views import CANARY
-from tests.otlp_receiver import OTLPReceiver
-from tests.sentry_receiver import SentryReceiver
-from tests.servers import demo_env, runserver
+from tests.support.auth import authorization
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.sentry_receiver import SentryReceiver
+from tests.support.servers import demo_env, runserver
+from tests.support.services import free_port
+from tests.support.shop import seed
 
 pytestmark = [
     pytest.mark.slow,
@@ -84,8 +84,7 @@ def test_canary_reaches_no_span_log_line_metric_or_sentry_event(
         for request_id, via in ERROR_REQUESTS.items():
             status, _, _ = server.get(f"/db/canary-error/?via={via}", {"X-Request-ID": request_id})
             assert status == 500
-        auth = base64.b64encode(f"metrics:{METRICS_PASSWORD}".encode()).decode()
-        status, _, exposition = server.get("/metrics", {"Authorization": f"Basic {auth}"})
+        status, _, exposition = server.get("/metrics", authorization(METRICS_PASSWORD))
         assert status == 200, exposition
         assert otlp_receiver.wait_for(
             lambda r: (

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connections, transaction
 from django.test import Client
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 from shop.models import Category, Product
 
-from otel_django import runtime
+from otel_django.config import Config
 from otel_django.db.explain import explain_postgresql
 from tests.db import views
+from tests.support.metrics import counter_points, counter_total
+from tests.support.spans import events, query_spans, server_span
 
 pytestmark = [
     pytest.mark.postgres,
@@ -31,48 +31,16 @@ pytestmark = [
 ALIAS = "postgres"
 
 
-def server_span(spans: InMemorySpanExporter) -> ReadableSpan:
-    [span] = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
-    return span
-
-
-def query_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
-    return [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
-
-
-def events(span: ReadableSpan, name: str) -> list[dict[str, Any]]:
-    return [dict(e.attributes or {}) for e in span.events if e.name == name]
-
-
 def line_of(function: Callable[..., Any], marker: str) -> int:
     lines, first = inspect.getsourcelines(function)
     return first + next(n for n, line in enumerate(lines) if marker in line)
 
 
-def counter_points(name: str) -> list[tuple[dict[str, Any], float]]:
-    pipeline = runtime.current().pipeline
-    if pipeline is None:
-        pytest.fail("otel_django did not build the MeterProvider")
-    reader = pipeline.reader
-    data = reader.scrape()
-    points = []
-    for resource_metrics in data.resource_metrics if data else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == name:
-                    points += [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
-    return points
-
-
-def counter_total(name: str) -> float:
-    return sum(value for _, value in counter_points(name))
-
-
 @pytest.mark.smoke
 def test_slow_query_marks_its_span_with_duration_and_the_views_code_location(
-    spans: InMemorySpanExporter, logs: list[dict[str, Any]], tune: Callable[..., None]
+    spans: InMemorySpanExporter, logs: list[dict[str, Any]], override_config: Callable[..., Config]
 ) -> None:
-    tune(slow_query_ms=100)
+    override_config(slow_query_ms=100)
     before = counter_total("otel_django.db.slow_queries")
 
     response = Client().get("/db/slow/")
@@ -131,9 +99,9 @@ def test_n_plus_one_loop_records_exactly_one_event_log_line_and_count(
     spans: InMemorySpanExporter,
     logs: list[dict[str, Any]],
     pg_shop: str,
-    tune: Callable[..., None],
+    override_config: Callable[..., Config],
 ) -> None:
-    tune(n_plus_one_threshold=5)
+    override_config(n_plus_one_threshold=5)
     before = counter_total("otel_django.db.n_plus_one")
     spans.clear()
 
@@ -182,9 +150,9 @@ def test_select_related_and_prefetch_related_record_nothing(
 
 
 def test_n_plus_one_is_counted_per_request(
-    spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
-    tune(n_plus_one_threshold=5)
+    override_config(n_plus_one_threshold=5)
     before = counter_total("otel_django.db.n_plus_one")
     client = Client()
 
@@ -192,16 +160,16 @@ def test_n_plus_one_is_counted_per_request(
     client.get("/db/n-plus-one/")
 
     assert counter_total("otel_django.db.n_plus_one") == before + 2
-    tune(n_plus_one_threshold=9)
+    override_config(n_plus_one_threshold=9)
     client.get("/db/n-plus-one/")
     assert counter_total("otel_django.db.n_plus_one") == before + 2
 
 
 @pytest.mark.usefixtures("within_a_span")
 def test_explain_shows_a_sequential_scan_for_an_unindexed_filter(
-    spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
-    tune(slow_query_ms=0, explain_enabled=True)
+    override_config(slow_query_ms=0, explain_enabled=True)
     spans.clear()
 
     list(Product.objects.using(ALIAS).filter(name="product-3-" + views.CANARY))
@@ -216,9 +184,9 @@ def test_explain_shows_a_sequential_scan_for_an_unindexed_filter(
 
 @pytest.mark.usefixtures("within_a_span")
 def test_explain_is_rate_limited_per_query_shape(
-    spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
-    tune(slow_query_ms=0, explain_enabled=True, explain_interval_s=300)
+    override_config(slow_query_ms=0, explain_enabled=True, explain_interval_s=300)
     spans.clear()
 
     for n in range(3):
@@ -231,12 +199,12 @@ def test_explain_is_rate_limited_per_query_shape(
 
 @pytest.mark.usefixtures("within_a_span")
 def test_explain_is_never_run_for_writes_and_is_off_by_default(
-    spans: InMemorySpanExporter, pg_shop: str, tune: Callable[..., None]
+    spans: InMemorySpanExporter, pg_shop: str, override_config: Callable[..., Config]
 ) -> None:
-    tune(slow_query_ms=0)
+    override_config(slow_query_ms=0)
     spans.clear()
     list(Product.objects.using(ALIAS).all())
-    tune(slow_query_ms=0, explain_enabled=True)
+    override_config(slow_query_ms=0, explain_enabled=True)
     Category.objects.using(ALIAS).create(name="written")
     Category.objects.using(ALIAS).filter(name="written").update(name="renamed")
 
@@ -282,13 +250,13 @@ def _transaction_scenarios() -> dict[str, Any]:
 @pytest.mark.usefixtures("within_a_span")
 def test_failing_query_in_atomic_rolls_back_exactly_as_without_otel_django(
     spans: InMemorySpanExporter,
-    tune: Callable[..., None],
+    override_config: Callable[..., Config],
     without_observer: Callable[[str], Any],
 ) -> None:
     with without_observer(ALIAS):
         expected = _transaction_scenarios()
     assert not query_spans(spans)
-    tune(slow_query_ms=0, explain_enabled=True, explain_interval_s=0)
+    override_config(slow_query_ms=0, explain_enabled=True, explain_interval_s=0)
 
     observed = _transaction_scenarios()
 

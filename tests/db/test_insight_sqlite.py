@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,11 +15,13 @@ from opentelemetry.trace import SpanKind
 from shop.models import Category, Product
 
 from otel_django import runtime
+from otel_django.config import Config
 from otel_django.db import insight
 from otel_django.db.django import QueryObserver
 from otel_django.db.explain import explain_sqlite
-from tests.db.conftest import seed
-from tests.db.test_insight_postgres import counter_total, events, query_spans, server_span
+from tests.support.metrics import counter_total
+from tests.support.shop import seed
+from tests.support.spans import events, query_spans, server_span
 
 pytestmark = pytest.mark.django_db
 CANARY = "sqlite-canary-31337"
@@ -31,9 +34,12 @@ def shop() -> None:
 
 @pytest.mark.smoke
 def test_demo_n_plus_one_view_reports_one_pattern_and_select_related_view_none(
-    spans: InMemorySpanExporter, shop: None, tune: Any, logs: list[dict[str, Any]]
+    spans: InMemorySpanExporter,
+    shop: None,
+    override_config: Callable[..., Config],
+    logs: list[dict[str, Any]],
 ) -> None:
-    tune(n_plus_one_threshold=5)
+    override_config(n_plus_one_threshold=5)
     spans.clear()
 
     assert Client().get("/n-plus-one/").status_code == 200
@@ -51,8 +57,10 @@ def test_demo_n_plus_one_view_reports_one_pattern_and_select_related_view_none(
 
 @pytest.mark.smoke
 @pytest.mark.usefixtures("within_a_span")
-def test_explain_query_plan_on_sqlite(spans: InMemorySpanExporter, shop: None, tune: Any) -> None:
-    tune(slow_query_ms=0, explain_enabled=True, explain_interval_s=0)
+def test_explain_query_plan_on_sqlite(
+    spans: InMemorySpanExporter, shop: None, override_config: Callable[..., Config]
+) -> None:
+    override_config(slow_query_ms=0, explain_enabled=True, explain_interval_s=0)
     spans.clear()
 
     list(Product.objects.filter(name=CANARY))
@@ -127,9 +135,9 @@ def test_query_parameters_are_recorded_only_when_switched_on(
 
 @pytest.mark.usefixtures("within_a_span")
 def test_failing_query_records_its_error_type_but_not_its_message(
-    spans: InMemorySpanExporter, tune: Any
+    spans: InMemorySpanExporter, override_config: Callable[..., Config]
 ) -> None:
-    tune(slow_query_ms=0)
+    override_config(slow_query_ms=0)
     spans.clear()
     with pytest.raises(DatabaseError), connection.cursor() as cursor:
         cursor.execute(
@@ -145,9 +153,9 @@ def test_failing_query_records_its_error_type_but_not_its_message(
 
 
 def test_query_outside_any_request_is_not_traced_but_still_logged_and_counted(
-    spans: InMemorySpanExporter, tune: Any, logs: list[dict[str, Any]]
+    spans: InMemorySpanExporter, override_config: Callable[..., Config], logs: list[dict[str, Any]]
 ) -> None:
-    tune(slow_query_ms=0, n_plus_one_threshold=2)
+    override_config(slow_query_ms=0, n_plus_one_threshold=2)
     before = counter_total("otel_django.db.slow_queries")
     spans.clear()
     for _ in range(3):
@@ -163,9 +171,12 @@ def test_query_outside_any_request_is_not_traced_but_still_logged_and_counted(
 
 
 def test_scope_reports_n_plus_one_once_with_the_final_count(
-    spans: InMemorySpanExporter, shop: None, tune: Any, logs: list[dict[str, Any]]
+    spans: InMemorySpanExporter,
+    shop: None,
+    override_config: Callable[..., Config],
+    logs: list[dict[str, Any]],
 ) -> None:
-    tune(n_plus_one_threshold=3)
+    override_config(n_plus_one_threshold=3)
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("task") as span:
         token = insight.begin_request(span, runtime.current().insight)
@@ -183,10 +194,10 @@ def test_scope_reports_n_plus_one_once_with_the_final_count(
 
 @pytest.mark.django_db(transaction=True)  # the view's thread has its own connection
 def test_async_view_queries_count_in_the_request_scope(
-    spans: InMemorySpanExporter, shop: None, tune: Any, settings: Any
+    spans: InMemorySpanExporter, shop: None, override_config: Callable[..., Config], settings: Any
 ) -> None:
     settings.ROOT_URLCONF = "tests.db.async_urls"
-    tune(n_plus_one_threshold=5)
+    override_config(n_plus_one_threshold=5)
     spans.clear()
 
     import asyncio

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from otel_django.db import insight
-from tests.metrics.helpers import samples, scrape
+from tests.support.metrics import samples, scrape
 
 pytestmark = [
     pytest.mark.postgres,

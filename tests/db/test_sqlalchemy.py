@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,9 +14,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_django import runtime
+from otel_django.config import Config
 from otel_django.db import insight
-from tests.conftest import PG_HOST, PG_PORT
-from tests.db.test_insight_postgres import events
+from tests.support.services import PG_HOST, PG_PORT
+from tests.support.spans import events
 
 CANARY = "sa-canary-0xC0FFEE"
 UPSTREAM = "opentelemetry.instrumentation.sqlalchemy"
@@ -79,10 +80,10 @@ def test_upstream_spans_get_sanitized_text_and_the_summary_as_name(
 def test_n_plus_one_through_sqlalchemy_is_reported_once_per_scope(
     engine: sqlalchemy.Engine,
     spans: InMemorySpanExporter,
-    tune: Any,
+    override_config: Callable[..., Config],
     logs: list[dict[str, Any]],
 ) -> None:
-    tune(n_plus_one_threshold=5)
+    override_config(n_plus_one_threshold=5)
     with trace.get_tracer("test").start_as_current_span("request") as span:
         token = insight.begin_request(span, runtime.current().insight)
         with engine.connect() as conn:
@@ -104,10 +105,10 @@ def test_n_plus_one_through_sqlalchemy_is_reported_once_per_scope(
 def test_slow_statement_is_marked_and_its_span_ends_once_at_the_right_time(
     engine: sqlalchemy.Engine,
     spans: InMemorySpanExporter,
-    tune: Any,
+    override_config: Callable[..., Config],
     end_warnings: list[str],
 ) -> None:
-    tune(slow_query_ms=0, explain_enabled=True)
+    override_config(slow_query_ms=0, explain_enabled=True)
     spans.clear()
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text("SELECT name FROM item WHERE owner = :o"), {"o": 1}).all()
@@ -139,9 +140,9 @@ def test_failing_statement_keeps_its_type_and_loses_its_message(
 @pytest.mark.postgres
 @pytest.mark.django_db(databases=["default", "postgres"])
 def test_postgresql_engine_slow_query_gets_a_plan(
-    spans: InMemorySpanExporter, tune: Any, end_warnings: list[str]
+    spans: InMemorySpanExporter, override_config: Callable[..., Config], end_warnings: list[str]
 ) -> None:
-    tune(slow_query_ms=50, explain_enabled=True)
+    override_config(slow_query_ms=50, explain_enabled=True)
     name = os.environ.get("OTEL_DJANGO_TEST_DB", "test_otel_django")
     engine = sqlalchemy.create_engine(f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}")
     spans.clear()

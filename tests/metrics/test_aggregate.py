@@ -23,7 +23,7 @@ from otel_django.metrics.aggregate import Aggregate, HistogramSpec
 from otel_django.metrics.exposition import OVERFLOW_LABELS, Snapshotter
 from otel_django.metrics.instruments import Histogram
 from otel_django.metrics.reader import ScrapeReader
-from tests.metrics.helpers import scrape, total
+from tests.support.metrics import scrape, total
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from otel_django.config import Config
 from otel_django.metrics.auth import check_basic_auth, client_allowed
 from otel_django.metrics.checks import check_metrics
-from tests.metrics.helpers import PASSWORD, USERNAME, basic
+from tests.support.auth import PASSWORD, USERNAME, basic
 
 pytestmark = pytest.mark.django_db
 
@@ -99,8 +99,10 @@ def test_view_answers_401_to_arbitrary_headers(header: str) -> None:
     assert response.status_code == 401
 
 
-def test_no_password_fails_closed_and_check_says_why(configure: Callable[..., Config]) -> None:
-    config = configure(metrics_password=None, metrics_password_file=None)
+def test_no_password_fails_closed_and_check_says_why(
+    override_config: Callable[..., Config],
+) -> None:
+    config = override_config(metrics_password=None, metrics_password_file=None)
     for header in (basic(USERNAME, ""), basic("", ""), basic()):
         response = Client().get("/metrics", HTTP_AUTHORIZATION=header)
         assert response.status_code == 401
@@ -108,11 +110,11 @@ def test_no_password_fails_closed_and_check_says_why(configure: Callable[..., Co
 
 
 def test_password_file_is_read_again_when_rotated(
-    configure: Callable[..., Config], tmp_path: Path
+    override_config: Callable[..., Config], tmp_path: Path
 ) -> None:
     secret = tmp_path / "password"
     secret.write_text("first-secret\n")
-    config = configure(metrics_password=None, metrics_password_file=str(secret))
+    config = override_config(metrics_password=None, metrics_password_file=str(secret))
     assert check_metrics(config) == []
     client = Client()
     assert (
@@ -147,10 +149,12 @@ def test_password_file_is_read_again_when_rotated(
     assert [m.id for m in check_metrics(config)] == ["otel_django.W103"]
 
 
-def test_password_file_wins_over_password(configure: Callable[..., Config], tmp_path: Path) -> None:
+def test_password_file_wins_over_password(
+    override_config: Callable[..., Config], tmp_path: Path
+) -> None:
     secret = tmp_path / "password"
     secret.write_text("from-the-file")
-    config = configure(metrics_password_file=str(secret))
+    config = override_config(metrics_password_file=str(secret))
     client = Client()
     assert client.get("/metrics", HTTP_AUTHORIZATION=basic()).status_code == 401
     assert (
@@ -160,8 +164,8 @@ def test_password_file_wins_over_password(configure: Callable[..., Config], tmp_
     assert [m.id for m in check_metrics(config)] == ["otel_django.W102"]
 
 
-def test_other_username(configure: Callable[..., Config]) -> None:
-    configure(metrics_username="prometheus")
+def test_other_username(override_config: Callable[..., Config]) -> None:
+    override_config(metrics_username="prometheus")
     client = Client()
     assert client.get("/metrics", HTTP_AUTHORIZATION=basic()).status_code == 401
     assert (
@@ -195,9 +199,9 @@ def test_allowlist_unit() -> None:
     assert client_allowed({"REMOTE_ADDR": "anything"}, (), False)  # no allowlist
 
 
-def test_allowlist_in_the_view(configure: Callable[..., Config]) -> None:
+def test_allowlist_in_the_view(override_config: Callable[..., Config]) -> None:
     client = Client()
-    configure(metrics_allowed_networks=nets("10.0.0.0/8"))
+    override_config(metrics_allowed_networks=nets("10.0.0.0/8"))
     response = client.get("/metrics", HTTP_AUTHORIZATION=basic())  # REMOTE_ADDR 127.0.0.1
     assert response.status_code == 403
     assert (
@@ -211,7 +215,7 @@ def test_allowlist_in_the_view(configure: Callable[..., Config]) -> None:
         ).status_code
         == 403
     )
-    configure(metrics_allowed_networks=nets("10.0.0.0/8"), trust_x_forwarded_for=True)
+    override_config(metrics_allowed_networks=nets("10.0.0.0/8"), trust_x_forwarded_for=True)
     assert (
         client.get(
             "/metrics", HTTP_AUTHORIZATION=basic(), HTTP_X_FORWARDED_FOR="10.0.0.1"

@@ -23,7 +23,7 @@ from otel_django.metrics import cardinality
 from otel_django.metrics.exposition import COUNTER, OVERFLOW_LABELS, Family, merge_into
 from otel_django.metrics.reader import ScrapeReader
 from otel_django.middleware import KNOWN_METHODS, OtelDjangoMiddleware
-from tests.metrics.helpers import scrape, series, total
+from tests.support.metrics import scrape, series, total
 
 pytestmark = pytest.mark.django_db
 
@@ -31,19 +31,21 @@ pytestmark = pytest.mark.django_db
 def test_limit_folds_new_attribute_sets_into_overflow() -> None:
     from otel_django import runtime
 
-    reader = ScrapeReader()
+    reader = ScrapeReader(cardinality_limit=10)
     provider = MeterProvider(metric_readers=[reader])
     counter = provider.get_meter("test").create_counter("test.requests")
     histogram = provider.get_meter("test").create_histogram("test.duration")
-    assert cardinality.install(10)
+    gauge = provider.get_meter("test").create_gauge("test.level")
     try:
         for i in range(100):
             counter.add(1, {"user": f"u{i}"})
             histogram.record(0.5, {"user": f"u{i}"})
+            gauge.set(i, {"user": f"u{i}"})
         counter.add(5, {"user": "u0"})  # an existing series keeps its own count
         data = reader.scrape()
     finally:
-        cardinality.install(runtime.current().config.metrics.cardinality_limit)
+        # Before opentelemetry-sdk 1.45.2 the limit is the process's (otel_django._compat).
+        cardinality.reader_options(runtime.current().config.metrics.cardinality_limit)
     assert data is not None
     metrics = {
         m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
@@ -57,6 +59,7 @@ def test_limit_folds_new_attribute_sets_into_overflow() -> None:
     hist_points = list(metrics["test.duration"].data.data_points)
     assert len(hist_points) == 10
     assert sum(p.count for p in hist_points) == 100  # type: ignore[union-attr]
+    assert len(list(metrics["test.level"].data.data_points)) == 10
 
 
 def test_merge_obeys_the_limit() -> None:
@@ -94,8 +97,10 @@ def _random_path(rng: random.Random) -> str:
 
 
 @pytest.mark.slow
-def test_random_unmatched_requests_leave_series_bounded(configure: Callable[..., Config]) -> None:
-    configure(access_log=False)  # 20,000 log lines would only slow the test down
+def test_random_unmatched_requests_leave_series_bounded(
+    override_config: Callable[..., Config],
+) -> None:
+    override_config(access_log=False)  # 20,000 log lines would only slow the test down
     rng = random.Random(20_000)
     name = "http_server_request_duration_seconds_count"
     before = scrape()

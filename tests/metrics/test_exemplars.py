@@ -43,7 +43,7 @@ from otel_django.metrics.exposition import (
     to_json,
 )
 from otel_django.metrics.reader import ScrapeReader
-from tests.metrics.helpers import scrape
+from tests.support.metrics import scrape
 
 SPEC = HistogramSpec(
     "test.exemplar.duration",

@@ -13,7 +13,6 @@ text format carries none; the app that samples nothing shows none at all.
 
 from __future__ import annotations
 
-import base64
 import math
 import time
 from collections.abc import Iterator
@@ -28,15 +27,17 @@ import pytest
 from otel_django.db.duration import DURATION_BUCKETS as DB_BUCKETS
 from otel_django.metrics.http import DURATION_BUCKETS as HTTP_BUCKETS
 from otel_django.metrics.http import QUERY_BUCKETS
-from tests import servers
-from tests.conftest import free_port
-from tests.otlp_receiver import OTLPReceiver
-from tests.prometheus_server import PrometheusServer
+from tests.support import servers
+from tests.support.auth import authorization
+from tests.support.otlp_receiver import OTLPReceiver
+from tests.support.prometheus_server import PrometheusServer
+from tests.support.services import free_port
+from tests.support.spans import server_spans
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 PASSWORD = "exemplar-test-password"
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"metrics:{PASSWORD}".encode()).decode()}
+AUTH = authorization(PASSWORD)
 PLAN = {
     "/products/": 8,
     "/products/1/": 6,
@@ -146,10 +147,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for app in apps:
             app.stop()
         receiver.stop()
-
-
-def server_spans(receiver: OTLPReceiver) -> list[Any]:
-    return [s for s in receiver.spans if s.kind == "SERVER"]
 
 
 def exemplars(stack: Stack, selector: str) -> list[tuple[dict[str, str], dict[str, Any]]]:

@@ -8,7 +8,6 @@ starts another) or killed (SIGKILL right after a scrape); new requests then add 
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import os
 import signal
@@ -19,14 +18,16 @@ from pathlib import Path
 import pytest
 
 from otel_django.metrics.exposition import from_json
-from tests import servers
-from tests.conftest import free_port
-from tests.metrics.helpers import total
+from tests.support import servers
+from tests.support.auth import authorization
+from tests.support.metrics import total
+from tests.support.servers import wait_workers
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "gunicorn-test-password"
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"metrics:{PASSWORD}".encode()).decode()}
+AUTH = authorization(PASSWORD)
 COUNT = "http_server_request_duration_seconds_count"
 PATHS = ("/products/1/", "/cached/", "/no-such-page/", "/products/")
 
@@ -34,29 +35,6 @@ PATHS = ("/products/1/", "/cached/", "/no-such-page/", "/products/")
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return servers.seeded_database(tmp_path_factory.mktemp("gunicorn-db"))
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry))
-    return found
-
-
-def wait_workers(master: int, expected: int, exclude: set[int] = frozenset()) -> set[int]:  # type: ignore[assignment]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pids = children(master) - exclude
-        if len(pids) >= expected:
-            return pids
-        time.sleep(0.2)
-    raise AssertionError("gunicorn did not start its workers")
 
 
 def send(app: servers.Server, n: int) -> None:

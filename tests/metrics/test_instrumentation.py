@@ -21,14 +21,14 @@ from django.db import connection, connections
 from django.test import override_settings
 
 from otel_django.metrics import migrations, pools
-from tests.conftest import REDIS_URL, free_port
-from tests.metrics.helpers import scrape, total
+from tests.support.metrics import scrape, total
+from tests.support.services import REDIS_URL, free_port
 
 CACHE = "otel_django_cache_requests_total"
 
 
 def cache_counts(text: str, backend: str) -> dict[tuple[str, str], float]:
-    from tests.metrics.helpers import samples
+    from tests.support.metrics import samples
 
     counts: dict[tuple[str, str], float] = {}
     for name, labels, value in samples(text):
@@ -127,7 +127,8 @@ def test_cache_failures_carry_error_type() -> None:
             {
                 "otel_django_cache_alias": "down",
                 "otel_django_cache_operation": "get",
-                "error_type": "ConnectionError",
+                # Fully qualified, as the semantic conventions ask.
+                "error_type": "redis.exceptions.ConnectionError",
             },
         )
         == 1

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import servers
-from tests.conftest import free_port
-from tests.prometheus_server import PrometheusServer
+from tests.support import servers
+from tests.support.prometheus_server import PrometheusServer
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 

@@ -21,12 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from tests import servers
-from tests.conftest import free_port
-from tests.metrics.helpers import samples
-from tests.metrics.test_gunicorn import AUTH, PASSWORD, wait_workers
+from tests.support import servers
+from tests.support.auth import authorization
+from tests.support.metrics import samples
+from tests.support.servers import wait_workers
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
+
+PASSWORD = "gunicorn-test-password"
+AUTH = authorization(PASSWORD)
 
 LIMIT = 10
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "FOO")

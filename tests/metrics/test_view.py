@@ -25,8 +25,9 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from otel_django.config import Config
-from tests.conftest import IN_CI
-from tests.metrics.helpers import basic, scrape, series, total
+from tests.support.auth import basic
+from tests.support.metrics import scrape, series, total
+from tests.support.services import IN_CI
 
 pytestmark = pytest.mark.django_db
 
@@ -127,6 +128,16 @@ def test_openmetrics_when_asked() -> None:
     assert plain["Content-Type"].startswith("text/plain")
 
 
+def test_quality_values_decide_the_format() -> None:
+    for accept in (
+        "application/openmetrics-text;q=0,text/plain",
+        "application/openmetrics-text;version=1.0.0;q=0.1,text/plain;q=1",
+    ):
+        response = Client().get("/metrics", HTTP_AUTHORIZATION=basic(), HTTP_ACCEPT=accept)
+        assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8", accept
+        assert not response.content.decode().endswith("# EOF\n")
+
+
 def test_gzip_when_asked() -> None:
     response = Client().get(
         "/metrics", HTTP_AUTHORIZATION=basic(), HTTP_ACCEPT_ENCODING="gzip, deflate"
@@ -179,6 +190,6 @@ def test_only_get_and_head() -> None:
     assert client.head("/metrics", HTTP_AUTHORIZATION=basic()).status_code == 200
 
 
-def test_metrics_disabled_is_404(configure: Callable[..., Config]) -> None:
-    configure(metrics_enabled=False)
+def test_metrics_disabled_is_404(override_config: Callable[..., Config]) -> None:
+    override_config(metrics_enabled=False)
     assert Client().get("/metrics", HTTP_AUTHORIZATION=basic()).status_code == 404

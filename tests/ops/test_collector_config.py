@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.ops.helpers import COLLECTOR, DOCS, PROMETHEUS_DIR, ROOT, load_yaml
+from tests.support.ops import COLLECTOR, DOCS, PROMETHEUS_DIR, ROOT, load_yaml
 
 CONFIGS = ["agent.yaml", "gateway.yaml"]
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"

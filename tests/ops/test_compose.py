@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.ops.helpers import COLLECTOR, EXAMPLES, GRAFANA_DIR, PROMETHEUS_DIR, ROOT, load_yaml
+from tests.support.ops import COLLECTOR, EXAMPLES, GRAFANA_DIR, PROMETHEUS_DIR, ROOT, load_yaml
 
 COMPOSE = EXAMPLES / "docker-compose.yml"
 DOCKERFILE = EXAMPLES / "Dockerfile"

@@ -17,7 +17,6 @@ every second with basic auth from a password file and evaluating alerts.yml, the
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import sqlite3
@@ -31,9 +30,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
-from tests.ops.helpers import PROMETHEUS_DIR, ROOT
-from tests.prometheus_server import PrometheusServer
+from tests.support.auth import authorization
+from tests.support.ops import PROMETHEUS_DIR, ROOT
+from tests.support.prometheus_server import PrometheusServer
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ RATE_INTERVAL = "1m"
 
 @dataclass
 class Stack:
-    app: Any  # tests.servers.Server
+    app: Any  # tests.support.servers.Server
     prometheus: PrometheusServer
     instance: str
 
@@ -133,7 +133,7 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from tests import servers
+    from tests.support import servers
 
     tmp = tmp_path_factory.mktemp("dashboard")
     port = free_port()
@@ -152,8 +152,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         app = servers.gunicorn(port, env, tmp / "app-logs", workers=2)
         app.wait_ready("/healthz", timeout=60)
-        token = base64.b64encode(f"metrics:{PASSWORD}".encode()).decode()
-        status, _headers, body = app.get("/metrics", headers={"Authorization": f"Basic {token}"})
+        status, _headers, body = app.get("/metrics", headers=authorization(PASSWORD))
         assert status == 200 and b"# TYPE" in body, (status, body[:200])
 
         result = Stack(app, prometheus, f"127.0.0.1:{port}")

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from otel_django.metrics.aggregate import Aggregate
 from otel_django.metrics.exposition import Renderer, Snapshot
 from otel_django.metrics.http import DURATION
-from tests.ops.helpers import (
+from tests.support.ops import (
     APP_METRICS,
     EXEMPLAR_HISTOGRAMS,
     GRAFANA_DIR,

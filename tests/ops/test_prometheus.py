@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ops.helpers import (
+from tests.support.ops import (
     APP_METRICS,
     COLLECTOR_METRICS,
     DOCS,

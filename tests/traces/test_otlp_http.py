@@ -21,9 +21,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_django.traces import _sdk_internals
+from otel_django import _compat
 from otel_django.traces.otlp_http import OTLPSpanExporter
-from tests.otlp_receiver import OTLPReceiver
+from tests.support.otlp_receiver import OTLPReceiver
 from tests.traces.test_encoding import EVERY_TYPE, record, sdk_message
 
 pytestmark = pytest.mark.smoke
@@ -56,8 +56,8 @@ def _received(receiver: OTLPReceiver) -> ExportTraceServiceRequest:
 def test_the_direct_encoding_is_in_use_on_the_installed_versions() -> None:
     """Fails when an upgrade of the SDK or the exporter breaks an internal access: the
     exporter would still work (through upstream's encoder), but slower."""
-    assert _sdk_internals.span_containers_available()
-    assert _sdk_internals.exporter_send_path_available()
+    assert _compat.span_containers_available()
+    assert _compat.exporter_send_path_available()
     assert OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces").encodes_directly
 
 

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from otel_django.traces import _sdk_internals, spans
+from otel_django import _compat
+from otel_django.traces import spans
 
 pytestmark = pytest.mark.smoke
 
@@ -102,8 +103,8 @@ def _both_ways(
 def test_the_fast_path_is_taken_on_the_installed_sdk() -> None:
     tracer = TracerProvider().get_tracer("t")
 
-    assert _sdk_internals.tracer_internals_available()
-    assert _sdk_internals.tracer_internals(tracer) is not None
+    assert _compat.tracer_internals_available()
+    assert _compat.tracer_internals(tracer) is not None
 
 
 @pytest.mark.parametrize(
