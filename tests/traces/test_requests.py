@@ -319,7 +319,7 @@ def test_a_failing_telemetry_step_never_fails_the_request(
         class Broken(HttpServerMetrics):
             pass
 
-        def broken(*args: object, **kwargs: object) -> None:
+        def broken(*args: object, stage: str = stage, **kwargs: object) -> None:
             failed.append(stage)
             raise RuntimeError("metrics backend exploded")
 
