@@ -77,6 +77,7 @@ def test_runserver_request_lines_are_json_too(seeded: Path, tmp_path: Path) -> N
     try:
         server.wait_ready("/products/")
         server.get("/products/?page=2")
+        server.wait_for_stdout("GET /products/?page=2")  # runserver logs after responding
     finally:
         server.stop()
     assert '"GET /products/' not in server.stderr()

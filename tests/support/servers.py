@@ -121,6 +121,16 @@ class Server:
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
 
+    def wait_for_stdout(self, text: str, timeout: float = 15.0) -> bool:
+        """Whether ``text`` appeared on stdout within ``timeout``: a server may write a
+        request's line after the response has reached the client."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.stdout() or self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        return text in self.stdout()
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
