@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import servers
+from ..config import Prefork
 from .exposition import (
     ALL,
     LIVE,
@@ -514,7 +515,7 @@ def _merged_ids(raw: bytes) -> list[str]:
     return ids
 
 
-def wanted(multiprocess_dir: str | None, prefork: str) -> bool:
+def wanted(multiprocess_dir: str | None, prefork: Prefork) -> bool:
     """Whether this process is one worker of several: a directory is set, ``PREFORK=true``, or
     a server with several workers runs it (:func:`otel_django.servers.has_sibling_workers`)."""
     return servers.has_sibling_workers(multiprocess_dir, prefork)

@@ -30,7 +30,7 @@ from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.sdk.resources import Resource
 
 from .. import servers
-from ..config import Config
+from ..config import Config, Prefork
 from ..export import Notes, build, choose
 from . import cardinality, multiprocess
 from .pipeline import Pipeline
@@ -109,7 +109,7 @@ def build_meter_provider(
     if config.metrics_pulled and multiprocess.wanted(
         config.metrics.multiprocess_dir, config.prefork
     ):
-        if servers.in_prefork_master("auto"):
+        if servers.in_prefork_master(Prefork.AUTO):
             # Built in a pre-fork master all the same (PREFORK=false): the workers inherit this
             # provider, and each joins the exchange right after its fork.
             started: set[int] = set()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from otel_django.config import Prefork
 from otel_django.metrics import multiprocess
 from otel_django.metrics.exposition import (
     ALL,
@@ -243,10 +244,10 @@ def test_json_round_trip_and_rejects() -> None:
 
 
 def test_wanted() -> None:
-    assert multiprocess.wanted("/some/dir", "auto")
-    assert multiprocess.wanted(None, "true")
-    assert not multiprocess.wanted(None, "false")
-    assert not multiprocess.wanted(None, "auto")  # pytest is not gunicorn
+    assert multiprocess.wanted("/some/dir", Prefork.AUTO)
+    assert multiprocess.wanted(None, Prefork.TRUE)
+    assert not multiprocess.wanted(None, Prefork.FALSE)
+    assert not multiprocess.wanted(None, Prefork.AUTO)  # pytest is not gunicorn
 
 
 def test_stale_directories_of_gone_masters_are_removed(tmp_path: Path) -> None:
