@@ -19,6 +19,7 @@ are within the noise of a query with its span.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -63,10 +64,11 @@ def _setup_providers() -> None:
 def _in_a_request() -> Iterator[None]:
     from opentelemetry import trace
 
+    from otel_django import runtime
     from otel_django.db import insight
 
     with trace.get_tracer("bench").start_as_current_span("GET /bench") as span:
-        token = insight.begin_request(span)
+        token = insight.begin_request(span, runtime.current().insight)
         try:
             yield
         finally:
@@ -78,12 +80,12 @@ def _django_candidates(config: Any) -> dict[str, Callable[[], object]]:
 
     connection = connections["default"]  # the wrapper itself: the proxy costs µs per access
 
-    from otel_django.db import insight
+    from otel_django import runtime
     from otel_django.db.django import QueryObserver
 
-    live = insight.configure(config)
-    plain = QueryObserver(config, None)
-    hooked = QueryObserver(config, live)
+    process = dataclasses.replace(runtime.current(), config=config)
+    plain = QueryObserver(config, None, pipeline_source=process)
+    hooked = QueryObserver(config, process.insight, pipeline_source=process)
     connection.ensure_connection()
     cursor = connection.cursor()
     candidates: dict[str, Callable[[], object]] = {}
@@ -136,7 +138,7 @@ def _sqlalchemy_candidates(config: Any) -> dict[str, Callable[[], object]]:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from otel_django.db import insight
+    from otel_django import runtime
     from otel_django.db.sqlalchemy import _Hooks
 
     bare_engine = sqlalchemy.create_engine("sqlite://")
@@ -145,7 +147,7 @@ def _sqlalchemy_candidates(config: Any) -> dict[str, Callable[[], object]]:
         instrumentor.instrument()
     upstream_engine = sqlalchemy.create_engine("sqlite://")
     hooked_engine = sqlalchemy.create_engine("sqlite://")
-    hooks = _Hooks(config, insight.configure(config))
+    hooks = _Hooks(config, dataclasses.replace(runtime.current(), config=config).insight)
 
     # Class-level, as otel_django installs them (they run before the engine's own listeners),
     # limited to one engine by an identity check both SQLAlchemy candidates pay.
@@ -179,22 +181,22 @@ def _sqlalchemy_candidates(config: Any) -> dict[str, Callable[[], object]]:
 
 
 def _slow_candidates(config: Any) -> dict[str, Callable[[], object]]:
-    import dataclasses
 
     from django.db import connections
 
     connection = connections["default"]  # the wrapper itself: the proxy costs µs per access
 
-    from otel_django.db import insight
+    from otel_django import runtime
     from otel_django.db.django import QueryObserver
 
-    hooked = QueryObserver(config, insight.configure(config))
-    slow_config = dataclasses.replace(config, slow_query_ms=0.0)
+    slow_config = config.replace(slow_query_ms=0.0)
     cursor = connection.cursor()
 
     def run(threshold_config: Any) -> Callable[[], object]:
+        process = dataclasses.replace(runtime.current(), config=threshold_config)
+        hooked = QueryObserver(threshold_config, process.insight, pipeline_source=process)
+
         def one() -> object:
-            insight.configure(threshold_config)
             connection.execute_wrappers.append(hooked)
             try:
                 return cursor.execute("SELECT %s AS slow", [1])
@@ -208,10 +210,10 @@ def _slow_candidates(config: Any) -> dict[str, Callable[[], object]]:
 
 def _hook_candidates(config: Any) -> dict[str, Callable[[], object]]:
     """Exactly what the hooks add to a fast query, without the query and span around it."""
-    from otel_django.db import insight
+    from otel_django import runtime
     from otel_django.db.sql import describe
 
-    live = insight.configure(config)
+    live = dataclasses.replace(runtime.current(), config=config).insight
     description = describe('SELECT "shop_product"."id" FROM "shop_product" WHERE "id" = %s')
 
     def nothing() -> object:

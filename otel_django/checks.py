@@ -1,17 +1,19 @@
-"""System checks (``manage.py check``): misconfiguration reported, not found in production."""
+"""System checks (``manage.py check``): misconfiguration reported, not found in production.
+
+They read the process's one configuration (:func:`otel_django.runtime.current`): the one
+setup runs with, or, where setup has not run, the one it would run with.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from .config import ConfigError, load_config
-from .runtime import django_settings_dict
+from . import runtime
 
 UPSTREAM_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware"
 
@@ -20,23 +22,21 @@ UPSTREAM_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_midd
 def check_configuration(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
-    try:
-        config = load_config(os.environ, django_settings_dict())
-    except ConfigError as exc:
+    current = runtime.current()
+    if current.error is not None:
         return [
             Error(
-                f"{exc}. otel_django runs without telemetry until it is fixed.",
+                f"{current.error}. otel_django runs without telemetry until it is fixed.",
                 id="otel_django.E001",
                 hint="Fix the value in the environment or in settings.OTEL_DJANGO.",
             )
         ]
-    from .startup import quiet_in_tests
-
-    if config.sdk_disabled or quiet_in_tests(config):
+    config = current.config
+    if config.sdk_disabled or runtime.quiet_in_tests(config):
         return []  # deployment advice is noise in a test run, and moot with the SDK off
     messages: list[CheckMessage] = []
     messages.extend(_check_upstream_middleware())
-    if config.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
+    if config.sentry.dsn and importlib.util.find_spec("sentry_sdk") is None:
         messages.append(
             Warning(
                 "SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent to Sentry.",

@@ -63,7 +63,6 @@ class OtelDjangoConfigurator(base_configurator()):  # type: ignore[misc]
     """
 
     def _configure(self, **kwargs: Any) -> None:
-        from . import startup
+        from .startup import hook_django_setup
 
-        startup.under_wrapper = True
-        startup.hook_django_setup()
+        hook_django_setup(under_wrapper=True)

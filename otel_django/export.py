@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +91,7 @@ class Choice:
 
 
 def otlp_protocol(signal: Signal, environ: Mapping[str, str], notes: Notes) -> str:
+    """The OTLP protocol of ``signal``; ``environ``: the configuration's exporter variables."""
     variable = PROTOCOL_VARIABLES[signal]
     value = environ.get(variable, "").strip()
     if not value:
@@ -192,9 +192,14 @@ def build(choice: Choice, signal: Signal, notes: Notes) -> Any | None:
 
 
 def batch_processor(
-    processor_class: Callable[..., Any], exporter: Any, prefix: str, notes: Notes
+    processor_class: Callable[..., Any],
+    exporter: Any,
+    prefix: str,
+    notes: Notes,
+    variables: Mapping[str, str],
 ) -> Any | None:
-    """``processor_class(exporter)``, reading ``<prefix>_*`` itself (``OTEL_BSP``, ``OTEL_BLRP``).
+    """``processor_class(exporter)``, reading ``<prefix>_*`` itself (``OTEL_BSP``, ``OTEL_BLRP``);
+    ``variables``: the configuration's exporter variables (``Config.exporter_variables``).
 
     The SDK refuses a batch size above the queue size, which a queue size set alone gives
     (``OTEL_BSP_MAX_QUEUE_SIZE=64`` with the default batch of 512): then batches are the
@@ -205,7 +210,7 @@ def batch_processor(
     except ValueError as exc:
         reason = str(exc)
     try:
-        queue = int(os.environ.get(f"{prefix}_MAX_QUEUE_SIZE", ""))
+        queue = int(variables.get(f"{prefix}_MAX_QUEUE_SIZE", ""))
         processor = processor_class(exporter, max_export_batch_size=queue)
     except ValueError:
         notes.warn(f"{prefix}_*: {reason} Nothing is exported this way.")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -26,14 +26,6 @@ logger = logging.getLogger("otel_django")
 
 # Instrumentors that otel_django replaces: its middleware makes the server spans.
 REPLACED_INSTRUMENTORS = frozenset({"django"})
-DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
-
-
-def disabled_instrumentations(environ: Mapping[str, str]) -> frozenset[str]:
-    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, as the wrapper reads it."""
-    return frozenset(
-        name.strip() for name in environ.get(DISABLED_VARIABLE, "").split(",") if name.strip()
-    )
 
 
 def _importable(name: str) -> bool:
@@ -100,9 +92,9 @@ def apply_lazily(entry_point: Any, apply: Callable[[], None]) -> None:
     apply()
 
 
-def apply_installed(environ: Mapping[str, str]) -> list[str]:
-    """Applies the installed instrumentors (the ``INSTALLED_APPS`` way in); their names."""
-    disabled = disabled_instrumentations(environ)
+def apply_installed(disabled: Collection[str] = frozenset()) -> list[str]:
+    """Applies the installed instrumentors (the ``INSTALLED_APPS`` way in) but the
+    ``disabled`` ones (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``); their names."""
     if "*" in disabled:
         return []
     applied = []

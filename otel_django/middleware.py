@@ -5,7 +5,9 @@ route, the response), which is why it replaces upstream's Django middleware: see
 ``benchmarks/README.md`` for the profile behind that choice.
 
 It is inserted first in ``MIDDLEWARE`` at startup; list
-``"otel_django.middleware.OtelDjangoMiddleware"`` there yourself to choose its place.
+``"otel_django.middleware.OtelDjangoMiddleware"`` there yourself to choose its place. Django
+constructs it, so it takes its configuration, redactor, query insight and metrics pipeline
+from the process's runtime (:func:`otel_django.runtime.current`).
 
 Upstream's options work as upstream defines them, with upstream's helpers
 (``opentelemetry.util.http``, ``opentelemetry.instrumentation.utils``): header capture and
@@ -47,16 +49,12 @@ from opentelemetry.util.http import (
     normalise_response_header_name,
 )
 
-from . import __version__
-from .config import Config
+from . import __version__, runtime
 from .db import insight
-from .db.errors import ErrorMessages
 from .logging.access import AccessLog
 from .logging.request_id import accept_request_id
 from .metrics.http import HttpServerMetrics
-from .redaction import Redactor
 from .request_state import RequestState, attach, request_state
-from .runtime import get_config
 from .semconv import REQUEST_ID_ATTRIBUTE, error_type
 from .traces import spans
 
@@ -99,39 +97,55 @@ class OtelDjangoMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], Any],
+        tracer_provider: trace.TracerProvider | None = None,
+        http_metrics: HttpServerMetrics | None = None,
+    ) -> None:
+        """Django passes ``get_response`` alone; ``tracer_provider`` defaults to the global
+        one, ``http_metrics`` to the request metrics of the global meter (when metrics are on).
+        """
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
-        config: Config = get_config()
+        # Django constructs the middleware: it takes what it needs from the process's runtime.
+        current = runtime.current()
+        config = current.config
         if config.sdk_disabled:
             raise MiddlewareNotUsed("OTEL_SDK_DISABLED")
         self._own_paths: dict[object, frozenset[str]] = {}
-        self._excluded = ExcludeList(config.excluded_urls) if config.excluded_urls else None
-        self._traced_request_attrs = config.traced_request_attrs
-        self._capture_request = list(config.capture_headers_server_request)
-        self._capture_response = list(config.capture_headers_server_response)
-        self._sanitize = list(config.capture_headers_sanitize_fields)
-        self._request_hook = config.request_hook
-        self._response_hook = config.response_hook
-        self._tracer = trace.get_tracer("otel_django", __version__)
-        self._metrics = (
-            HttpServerMetrics(metrics.get_meter("otel_django", __version__), "otel_django")
-            if config.metrics_on
-            else None
+        self._excluded = (
+            ExcludeList(config.traces.excluded_urls) if config.traces.excluded_urls else None
         )
+        self._traced_request_attrs = config.traces.traced_request_attrs
+        self._capture_request = list(config.traces.capture_headers_server_request)
+        self._capture_response = list(config.traces.capture_headers_server_response)
+        self._sanitize = list(config.traces.capture_headers_sanitize_fields)
+        self._request_hook = config.traces.request_hook
+        self._response_hook = config.traces.response_hook
+        self._tracer = trace.get_tracer("otel_django", __version__, tracer_provider)
+        if http_metrics is None and config.metrics_on:
+            meter = metrics.get_meter("otel_django", __version__)
+            active = current.lifecycle.active_requests
+            http_metrics = HttpServerMetrics(meter, "otel_django", current, active)
+        self._metrics = http_metrics
         # Extract only when a header the global propagator reads is present (usually none is).
         self._propagation_meta = tuple(
             "HTTP_" + field.upper().replace("-", "_")
             for field in propagate.get_global_textmap().fields
         )
-        header = config.request_id_header
+        header = config.logging.request_id_header
         self._request_id_meta = "HTTP_" + header.upper().replace("-", "_")
         self._request_id_header = header
-        redactor = Redactor(config.redact_keys)
-        self._access_log = AccessLog(config, redactor) if config.access_log else None
+        redactor = current.redactor
+        self._access_log = AccessLog(config, redactor) if config.logging.access_log else None
         self._redactor = redactor
+        self._insight = current.insight
+        self._error_messages = current.error_messages
+        self._own_views: frozenset[object] | None = None
+        self._reported = current.lifecycle.reported  # failures logged once per process
 
     def _not_traced(self, request: HttpRequest) -> bool:
         """otel_django's own views, and the URLs excluded by the user."""
@@ -182,7 +196,7 @@ class OtelDjangoMiddleware:
         try:
             return self._start(request)
         except Exception:
-            _report_failure("starting")
+            _report_failure(self._reported, "starting")
             return None
 
     def _safe_finish(
@@ -191,7 +205,7 @@ class OtelDjangoMiddleware:
         try:
             self._finish(request, response, state)
         except Exception:
-            _report_failure("finishing")
+            _report_failure(self._reported, "finishing")
             context_token, log_tokens, scope_token = state.tokens
             with contextlib.suppress(Exception):
                 insight.end_request(scope_token)
@@ -205,7 +219,9 @@ class OtelDjangoMiddleware:
     ) -> None:
         """Safety net: a request that reached otel_django's views by a path ``reverse()`` does
         not give (a converter in the prefix, i18n patterns) is dropped from telemetry."""
-        if view in _own_views():
+        if self._own_views is None:
+            self._own_views = _own_views()
+        if view in self._own_views:
             state = request_state(request)
             if state is not None:
                 state.untraced = True
@@ -218,9 +234,10 @@ class OtelDjangoMiddleware:
             return
         state.error_type = error_type(exception)
         if state.span.is_recording():
-            messages = ErrorMessages.from_config(get_config())
             state.span.record_exception(
-                exception, attributes=messages.span_attributes(exception), escaped=True
+                exception,
+                attributes=self._error_messages.span_attributes(exception),
+                escaped=True,
             )
             state.span.set_attribute("error.type", state.error_type)
 
@@ -284,7 +301,7 @@ class OtelDjangoMiddleware:
         # Last, so that nothing stays bound to the thread if a step above fails.
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
-        scope_token = insight.begin_request(span)
+        scope_token = insight.begin_request(span, self._insight)
         state = RequestState(
             span,
             method,
@@ -295,7 +312,7 @@ class OtelDjangoMiddleware:
         )
         attach(request, state)
         if self._request_hook is not None:
-            _call_hook("request_hook", self._request_hook, span, request)
+            _call_hook(self._reported, "request_hook", self._request_hook, span, request)
         return state
 
     def _finish(
@@ -344,7 +361,9 @@ class OtelDjangoMiddleware:
                     )
                 )
         if self._response_hook is not None and response is not None:
-            _call_hook("response_hook", self._response_hook, span, request, response)
+            _call_hook(
+                self._reported, "response_hook", self._response_hook, span, request, response
+            )
         span.end()
         if self._metrics is not None:
             self._metrics.request_finished(
@@ -392,29 +411,20 @@ def _own_paths(urlconf: object) -> frozenset[str]:
     return frozenset(paths)
 
 
-_views: frozenset[object] | None = None
-
-
 def _own_views() -> frozenset[object]:
-    global _views
-    if _views is None:
-        from .health import views as health_views
-        from .metrics import views as metrics_views
+    from .health import views as health_views
+    from .metrics import views as metrics_views
 
-        _views = frozenset({metrics_views.metrics, health_views.healthz, health_views.readyz})
-    return _views
+    return frozenset({metrics_views.metrics, health_views.healthz, health_views.readyz})
 
 
-_hooks_failed: set[str] = set()
-
-
-def _call_hook(name: str, hook: Callable[..., Any], *args: Any) -> None:
+def _call_hook(reported: set[str], name: str, hook: Callable[..., Any], *args: Any) -> None:
     """Runs a user hook; the first failure of each is logged with its traceback."""
     try:
         hook(*args)
     except Exception:
-        if name not in _hooks_failed:
-            _hooks_failed.add(name)
+        if name not in reported:
+            reported.add(name)
             logging.getLogger("otel_django").exception(
                 "otel_django: the %s raised; the request is unaffected (later failures of "
                 "this hook are not logged)",
@@ -422,13 +432,10 @@ def _call_hook(name: str, hook: Callable[..., Any], *args: Any) -> None:
             )
 
 
-_failures_reported: set[str] = set()
-
-
-def _report_failure(stage: str) -> None:
+def _report_failure(reported: set[str], stage: str) -> None:
     """Logs the first failure of each stage with its traceback; later ones are dropped."""
-    if stage not in _failures_reported:
-        _failures_reported.add(stage)
+    if stage not in reported:
+        reported.add(stage)
         logging.getLogger("otel_django").exception(
             "otel_django failed %s a request's telemetry; the request is unaffected", stage
         )

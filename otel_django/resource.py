@@ -2,14 +2,14 @@
 
 Precedence of ``service.name``: ``OTEL_SERVICE_NAME`` > ``service.name`` in
 ``OTEL_RESOURCE_ATTRIBUTES`` > ``OTEL_DJANGO['SERVICE_NAME']`` > the Django project package
-(never the SDK's ``unknown_service``); ``config.py`` resolves it. Any other key of
+(never the SDK's ``unknown_service``); ``config.py`` resolves it, and reads every input
+of the resource otel_django sets. Any other key of
 ``OTEL_RESOURCE_ATTRIBUTES`` wins over what otel_django detects (``host.name``,
 ``service.instance.id`` ...).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 
@@ -22,16 +22,6 @@ from .config import Config
 _DROPPED = frozenset({"process.command_args", "process.command_line"})
 
 
-def default_service_name() -> str:
-    """The Django project package (``mysite`` of ``mysite.settings``), else ``django``."""
-    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
-    return module.split(".", 1)[0] or "django"
-
-
-def service_name(config: Config) -> str:
-    return config.service_name or default_service_name()
-
-
 def build_resource(config: Config) -> Resource:
     """Resource of this process; call it in the process that exports (after a fork, not before)."""
     detected: dict[str, str | int] = {
@@ -41,11 +31,11 @@ def build_resource(config: Config) -> Resource:
         "process.runtime.name": sys.implementation.name,
         "process.runtime.version": ".".join(map(str, sys.version_info[:3])),
     }
-    configured: dict[str, str | int] = {"service.name": service_name(config)}
-    if config.service_version:
-        configured["service.version"] = config.service_version
-    if config.environment:
-        configured["deployment.environment.name"] = config.environment
+    configured: dict[str, str | int] = {"service.name": config.service.resolved_name}
+    if config.service.version:
+        configured["service.version"] = config.service.version
+    if config.service.environment:
+        configured["deployment.environment.name"] = config.service.environment
     # Resource.create: the SDK's defaults, a new service.instance.id, the detectors of
     # OTEL_EXPERIMENTAL_RESOURCE_DETECTORS, then OTEL_RESOURCE_ATTRIBUTES and
     # OTEL_SERVICE_NAME over them; the configured values (already resolved with the

@@ -14,6 +14,9 @@
   (``setup_propagator=False``: it would replace the global propagator with one that writes
   ``sentry-trace`` and drops ``traceparent``). A propagator that adds ``sentry-trace`` is
   chained after the existing ones, so services that only speak Sentry continue the trace too.
+
+The DSN is validated with the configuration (``config.py``); :func:`setup_sentry` is handed
+the process's redactor and error-message policy.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from opentelemetry.propagators.textmap import (
 )
 
 from . import _compat
-from .config import SETTINGS, Config, ConfigError
+from .config import Config
 from .db.errors import WITHHELD, ErrorMessages, scrub
 from .db.sql import describe
 from .redaction import Redactor
@@ -45,40 +48,40 @@ from .redaction import Redactor
 logger = logging.getLogger("otel_django")
 
 SENTRY_TRACE_HEADER = "sentry-trace"
-_redactor = Redactor()
 
 
-def setup_sentry(config: Config, **options: Any) -> bool:
-    """Initialises sentry-sdk if configured; returns whether it did. ``options`` are passed to
-    ``sentry_sdk.init`` over the defaults (a ``transport`` in tests, say)."""
-    global _redactor
-    if not config.sentry_dsn:
+def setup_sentry(
+    config: Config,
+    redactor: Redactor | None = None,
+    messages: ErrorMessages | None = None,
+    **options: Any,
+) -> bool:
+    """Initialises sentry-sdk if configured (the DSN is validated with the configuration);
+    returns whether it did. ``redactor`` and ``messages`` are the process's (default: built
+    from ``config``); ``options`` are passed to ``sentry_sdk.init`` over the defaults (a
+    ``transport`` in tests, say)."""
+    if not config.sentry.dsn:
         return False
     try:
         import sentry_sdk
         from sentry_sdk.integrations.django import DjangoIntegration
-        from sentry_sdk.utils import BadDsn, Dsn
     except ImportError:
         logger.warning(
             "SENTRY_DSN is set but sentry-sdk is not installed: errors are not sent "
             "to Sentry. Install otel_django[sentry]."
         )
         return False
-    try:
-        Dsn(config.sentry_dsn)
-    except BadDsn as exc:
-        setting = next(s for s in SETTINGS if s.name == "SENTRY_DSN")
-        raise ConfigError(setting, "<hidden>", f"not a Sentry DSN: {exc}") from None
-    _redactor = Redactor(config.redact_keys)
+    redactor = redactor or Redactor(config.logging.redact_keys)
+    messages = messages or ErrorMessages.from_config(config)
     integrations: list[Any] = [DjangoIntegration()]
     linking = _otlp_linking_integration()
     if linking is not None:
         integrations.append(linking)
     init_options: dict[str, Any] = {
-        "dsn": config.sentry_dsn,
+        "dsn": config.sentry.dsn,
         "integrations": integrations,
-        "environment": config.environment,
-        "release": config.service_version,
+        "environment": config.service.environment,
+        "release": config.service.version,
         "traces_sample_rate": None,
         # Frame locals hold whatever the code had at hand: request objects with their query
         # strings, passwords being checked. Log lines never carry them; neither do events.
@@ -90,7 +93,7 @@ def setup_sentry(config: Config, **options: Any) -> bool:
         init_options["send_default_pii"] = False
     init_options.update(options)
     user_before_send = init_options.get("before_send")
-    own = _chain(link_event, withhold_messages(ErrorMessages.from_config(config)))
+    own = _chain(link_events(redactor), withhold_messages(messages))
     init_options["before_send"] = own if user_before_send is None else _chain(own, user_before_send)
     sentry_sdk.init(**init_options)
     install_sentry_trace_propagator()
@@ -101,7 +104,7 @@ def _otlp_linking_integration() -> Any:
     try:
         from sentry_sdk.integrations import DidNotEnable
         from sentry_sdk.integrations.otlp import OTLPIntegration
-    except ImportError:  # sentry-sdk before OTLPIntegration: link_event alone links
+    except ImportError:  # sentry-sdk before OTLPIntegration: link_events alone links
         return None
     try:
         return OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False)
@@ -117,19 +120,23 @@ def _chain(first: Callable[..., Any], then: Callable[..., Any]) -> Callable[...,
     return before_send
 
 
-def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+def link_events(redactor: Redactor) -> Callable[..., Any]:
     """``before_send``: adds the OTel trace and span ids and the request id, and redacts what
     the event carries. It runs after every event processor, the request extractors included."""
-    try:
-        _link(event)
-    except Exception:  # an event without links beats no event
-        logger.debug("could not link a Sentry event to its trace", exc_info=True)
-    try:
-        _redact_event(event)
-    except Exception:  # fail closed: without what could not be redacted
-        for key in ("request", "extra", "breadcrumbs"):
-            event.pop(key, None)
-    return event
+
+    def link_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        try:
+            _link(event)
+        except Exception:  # an event without links beats no event
+            logger.debug("could not link a Sentry event to its trace", exc_info=True)
+        try:
+            _redact_event(event, redactor)
+        except Exception:  # fail closed: without what could not be redacted
+            for key in ("request", "extra", "breadcrumbs"):
+                event.pop(key, None)
+        return event
+
+    return link_event
 
 
 def _link(event: dict[str, Any]) -> None:
@@ -143,30 +150,30 @@ def _link(event: dict[str, Any]) -> None:
         event.setdefault("tags", {})["request_id"] = request_id
 
 
-def _redact_event(event: dict[str, Any]) -> None:
+def _redact_event(event: dict[str, Any], redactor: Redactor) -> None:
     """Sentry's scrubber goes by key and one level deep; this uses the log redactor, nested."""
     request = event.get("request")
     if isinstance(request, dict):
         query = request.get("query_string")
         if isinstance(query, str) and query:
-            request["query_string"] = _redactor.query_string(query)
+            request["query_string"] = redactor.query_string(query)
         for key in ("data", "headers"):
             value = request.get(key)
             if isinstance(value, Mapping):
-                request[key] = _redactor.mapping(value)
+                request[key] = redactor.mapping(value)
         if isinstance(request.get("headers"), Mapping):
-            request["headers"] = _redactor.headers(request["headers"])
+            request["headers"] = redactor.headers(request["headers"])
         request.pop("cookies", None)
     extra = event.get("extra")
     if isinstance(extra, Mapping):
-        event["extra"] = _redactor.mapping(extra)
+        event["extra"] = redactor.mapping(extra)
     breadcrumbs = event.get("breadcrumbs")
     values = breadcrumbs.get("values") if isinstance(breadcrumbs, Mapping) else breadcrumbs
     for crumb in values if isinstance(values, list) else ():
         if not isinstance(crumb, dict):
             continue
         if isinstance(crumb.get("data"), Mapping):
-            crumb["data"] = _redactor.mapping(crumb["data"])
+            crumb["data"] = redactor.mapping(crumb["data"])
         if crumb.get("category") == "query" and isinstance(crumb.get("message"), str):
             # The SQL of Sentry's query breadcrumbs, its literals as spans show them: "?".
             crumb["message"] = describe(crumb["message"]).text

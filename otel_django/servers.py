@@ -43,6 +43,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal
 
+from .config import Prefork
+
 Role = Literal["master", "worker", "single"]
 
 MASTER: Role = "master"
@@ -138,16 +140,16 @@ def detect() -> ServerProcess:
     return ServerProcess("unknown", SINGLE)
 
 
-def in_prefork_master(prefork: str) -> bool:
+def in_prefork_master(prefork: Prefork) -> bool:
     """Whether providers wait for the fork: ``PREFORK`` if set, else what :func:`detect` says."""
-    if prefork != "auto":
-        return prefork == "true"
+    if prefork is not Prefork.AUTO:
+        return prefork is Prefork.TRUE
     return detect().role == MASTER
 
 
-def has_sibling_workers(multiprocess_dir: str | None, prefork: str) -> bool:
+def has_sibling_workers(multiprocess_dir: str | None, prefork: Prefork) -> bool:
     """Whether this process's metrics must be merged with other workers' when scraped."""
-    if multiprocess_dir or prefork == "true":
+    if multiprocess_dir or prefork is Prefork.TRUE:
         return True
     process = detect()
     if process.server == "uwsgi":

@@ -20,15 +20,17 @@ after the fork, so every worker has its own exporter threads and its own
 ``service.instance.id``. Instrumentations installed in the master use the API's proxy
 tracers and meters, which resolve to the worker's providers. A process that waits for a fork
 and serves a request instead creates them then.
+
+All of it acts on the process's :class:`~otel_django.runtime.Runtime`: setup loads the
+configuration into it once, records where startup is (``Runtime.lifecycle``) and hands each
+component what it needs from it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -36,16 +38,14 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
+from . import runtime as runtime_module
 from . import servers
-from .config import Config, ConfigError, disabled_config, load_config
 from .export import Notes
 from .resource import build_resource
-from .runtime import django_settings_dict, set_config
+from .runtime import Runtime
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
-
-    from .logging.setup import LoggingPipeline
 
 logger = logging.getLogger("otel_django")
 
@@ -58,17 +58,7 @@ ENVIRONMENT_DEFAULTS = {
     "OTEL_SEMCONV_STABILITY_OPT_IN": "http,database",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",  # the spec's default (the SDK's is grpc)
 }
-
-_lock = threading.RLock()
-_providers_ready = False
-_deferred: Config | None = None
-_fork_hook_registered = False
-_django_ready = False
-_shut_down = False
-under_wrapper = False
-# What configure_logging set up, and the log provider created for it (log export).
-_logging: LoggingPipeline | None = None
-_log_provider: LoggerProvider | None = None
+_DEFERRED_UID = "otel_django.startup.deferred"
 
 
 def apply_environment_defaults() -> None:
@@ -76,68 +66,63 @@ def apply_environment_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-def _in_prefork_master(config: Config) -> bool:
-    return servers.in_prefork_master(config.prefork)
-
-
-def setup_providers(config: Config) -> None:
+def setup_providers(runtime: Runtime) -> None:
     """Creates and registers the tracer and meter providers, unless that is done already."""
-    global _deferred, _fork_hook_registered
-    with _lock:
-        if _providers_ready or _deferred is not None:
+    state = runtime.lifecycle
+    with state.lock:
+        if state.providers_ready or state.deferred:
             return
-        servers.call_at_worker_exit(shutdown)
+        servers.call_at_worker_exit(lambda: shutdown(runtime))
         problem = servers.misconfiguration()
         if problem is not None:
             logger.warning(problem)
-        if _in_prefork_master(config):
-            _deferred = config
-            if not _fork_hook_registered:
-                servers.call_after_fork(_after_fork_in_child)
+        if servers.in_prefork_master(runtime.config.prefork):
+            state.deferred = True
+            if not state.fork_hook_registered:
+                servers.call_after_fork(lambda: after_fork(runtime))
                 from django.core.signals import request_started
 
-                request_started.connect(_serving_while_deferred, dispatch_uid=_DEFERRED_UID)
-                _fork_hook_registered = True
+                def serving_while_deferred(**kwargs: object) -> None:
+                    _serving_while_deferred(runtime)
+
+                request_started.connect(
+                    serving_while_deferred, weak=False, dispatch_uid=_DEFERRED_UID
+                )
+                state.fork_hook_registered = True
             logger.debug("pre-fork master: providers will be created in each worker")
             return
-        _create_providers(config)
+        _create_providers(runtime)
 
 
-def _after_fork_in_child() -> None:
-    global _deferred
-    with _lock:
-        config, _deferred = _deferred, None
-        if config is not None and not _providers_ready:
-            _create_providers(config)
+def after_fork(runtime: Runtime | None = None) -> None:
+    """Creates this worker's providers if the fork hook has not (gunicorn ``post_fork``)."""
+    runtime = runtime or runtime_module.current()
+    state = runtime.lifecycle
+    with state.lock:
+        deferred, state.deferred = state.deferred, False
+        if deferred and not state.providers_ready:
+            _create_providers(runtime)
 
 
-_DEFERRED_UID = "otel_django.startup.deferred"
-
-
-def _serving_while_deferred(**kwargs: object) -> None:
+def _serving_while_deferred(runtime: Runtime) -> None:
     """A request in a process still waiting for its fork: no fork came (``PREFORK=true``
     under a server that does not fork, say). Telemetry is set up here rather than never."""
     from django.core.signals import request_started
 
-    with _lock:  # concurrent first requests wait until the providers exist
-        if _deferred is not None:
+    with runtime.lifecycle.lock:  # concurrent first requests wait until the providers exist
+        if runtime.lifecycle.deferred:
             logger.warning(
                 "this process serves requests but was never forked (OTEL_DJANGO_PREFORK=%s): "
                 "telemetry is set up in it now",
-                _deferred.prefork,
+                runtime.config.prefork,
             )
-            _after_fork_in_child()
+            after_fork(runtime)
     request_started.disconnect(dispatch_uid=_DEFERRED_UID)
 
 
-def after_fork() -> None:
-    """Creates this worker's providers if the fork hook has not (gunicorn ``post_fork``)."""
-    _after_fork_in_child()
-
-
-def _create_providers(config: Config) -> None:
-    global _providers_ready
-    _providers_ready = True
+def _create_providers(runtime: Runtime) -> None:
+    runtime.lifecycle.providers_ready = True
+    config = runtime.config
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         logger.info("an SDK TracerProvider is already set up; otel_django uses it as it is")
         return
@@ -149,31 +134,32 @@ def _create_providers(config: Config) -> None:
     if config.metrics_on and not isinstance(metrics.get_meter_provider(), MeterProvider):
         from .metrics.provider import build_meter_provider
 
-        metrics.set_meter_provider(build_meter_provider(config, resource, notes))
+        meter_provider, runtime.pipeline = build_meter_provider(config, resource, notes)
+        metrics.set_meter_provider(meter_provider)
     if config.logs_exported:
         from .logging.otlp import setup_log_export
 
-        _start_log_export(setup_log_export(config, resource, notes))
-    _flush_on_sigterm()
+        _start_log_export(runtime, setup_log_export(config, resource, notes))
+    _flush_on_sigterm(runtime)
 
 
-def _start_log_export(provider: LoggerProvider | None) -> None:
-    global _log_provider
-    _log_provider = provider
-    if provider is not None and _logging is not None and _logging.log_export is not None:
-        _logging.log_export.start(provider)
+def _start_log_export(runtime: Runtime, provider: LoggerProvider | None) -> None:
+    runtime.log_provider = provider
+    pipeline = runtime.logging
+    if provider is not None and pipeline is not None and pipeline.log_export is not None:
+        pipeline.log_export.start(provider)
 
 
-def _configure_logging(config: Config) -> None:
-    global _logging
+def _configure_logging(runtime: Runtime) -> None:
     from .logging.setup import configure_logging
 
-    _logging = configure_logging(config)
-    if _log_provider is not None and _logging is not None and _logging.log_export is not None:
-        _logging.log_export.start(_log_provider)
+    pipeline = runtime.logging = configure_logging(runtime.config, redactor=runtime.redactor)
+    provider = runtime.log_provider
+    if provider is not None and pipeline is not None and pipeline.log_export is not None:
+        pipeline.log_export.start(provider)
 
 
-def _flush_on_sigterm() -> None:
+def _flush_on_sigterm(runtime: Runtime) -> None:
     """Flushes pending telemetry on SIGTERM where nobody else handles the signal.
 
     A server that handles SIGTERM itself (gunicorn, uvicorn) keeps its handler; with the
@@ -186,7 +172,7 @@ def _flush_on_sigterm() -> None:
 
     def on_sigterm(signum: int, frame: object) -> None:
         try:
-            shutdown()
+            shutdown(runtime)
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
@@ -194,14 +180,15 @@ def _flush_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def shutdown() -> None:
+def shutdown(runtime: Runtime | None = None) -> None:
     """Flushes and stops the providers (gunicorn ``worker_exit``, SIGTERM, a server's exit:
     :func:`otel_django.servers.call_at_worker_exit`). Only the first call does anything."""
-    global _shut_down
-    with _lock:
-        if _shut_down:
+    runtime = runtime or runtime_module.current()
+    state = runtime.lifecycle
+    with state.lock:
+        if state.shut_down:
             return
-        _shut_down = True
+        state.shut_down = True
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):
         provider.force_flush()
@@ -209,10 +196,10 @@ def shutdown() -> None:
     meter_provider = metrics.get_meter_provider()
     if isinstance(meter_provider, MeterProvider):
         meter_provider.shutdown()
-    if _logging is not None and _logging.log_export is not None:
-        _logging.log_export.stop()  # lines keep going to stdout, no longer exported
-    if _log_provider is not None:
-        _log_provider.shutdown()
+    if runtime.logging is not None and runtime.logging.log_export is not None:
+        runtime.logging.log_export.stop()  # lines keep going to stdout, no longer exported
+    if runtime.log_provider is not None:
+        runtime.log_provider.shutdown()
 
 
 def install_middleware() -> None:
@@ -223,114 +210,99 @@ def install_middleware() -> None:
         settings.MIDDLEWARE = [MIDDLEWARE_PATH, *current]
 
 
-def under_test_runner() -> bool:
-    """Django's test runner (``manage.py test``) or pytest is running this process."""
-    return sys.argv[1:2] == ["test"] or "pytest" in sys.modules
+def setup_django(under_wrapper: bool | None = None) -> Runtime:
+    """Everything that needs Django: runs once, from ``ready()`` or the wrapper's hook.
 
-
-def quiet_in_tests(config: Config) -> bool:
-    return under_test_runner() and not config.telemetry_in_tests
-
-
-def for_tests(config: Config) -> Config:
-    """What a test run of the user's project gets: spans and metrics in process only,
-    nothing exported (no Sentry events either), no access lines, logging left as the project
-    configures it."""
-    return dataclasses.replace(
-        config,
-        traces_exporter=(),
-        logs_exporter=(),
-        sentry_dsn=None,
-        metrics_exporter=tuple(name for name in config.metrics_exporter if name == "prometheus"),
-        access_log=False,
-        logging_enabled=False,
-    )
-
-
-def setup_django() -> Config:
-    """Everything that needs Django: runs once, from ``ready()`` or the wrapper's hook."""
-    global _django_ready
-    with _lock:
-        if _django_ready:
-            from .runtime import get_config
-
+    ``under_wrapper``: whether ``opentelemetry-instrument`` applies the instrumentors (it
+    does when its configurator installed the setup hook); otherwise setup applies them.
+    """
+    if under_wrapper is None:
+        under_wrapper = hooked_by_wrapper()
+    apply_environment_defaults()
+    runtime = runtime_module.current()
+    config = runtime.config
+    with runtime.lifecycle.lock:
+        if runtime.lifecycle.django_ready:
             # django.setup() ran again (runserver imports wsgi.py, which calls it) and
             # re-applied settings.LOGGING over the pipeline: take it over again.
-            config = get_config()
-            _configure_logging(config)
-            return config
-        _django_ready = True
-        apply_environment_defaults()
-        try:
-            config = load_config(os.environ, django_settings_dict())
-        except ConfigError as exc:
+            _configure_logging(runtime)
+            return runtime
+        runtime.lifecycle.django_ready = True
+        if runtime.error is not None:
             logger.error(
                 "otel_django: %s. Running without telemetry; `manage.py check` reports it "
                 "as otel_django.E001.",
-                exc,
+                runtime.error,
             )
-            config = disabled_config()
-            set_config(config)
-            return config
-        if quiet_in_tests(config):
-            config = for_tests(config)
-        set_config(config)
-        try:
-            _configure_logging(config)
-        except ConfigError as exc:
-            logger.error("otel_django: %s. Logging is left as it is.", exc)
+            return runtime
+        _configure_logging(runtime)
         for warning in config.warnings:
             logger.warning("otel_django: %s", warning)
         if config.sdk_disabled:
-            hook_django_setup()
-            return config
-        setup_providers(config)
+            hook_django_setup(under_wrapper)
+            return runtime
+        setup_providers(runtime)
         install_middleware()
-        _instrument(config)
-        hook_django_setup()
-        return config
+        _instrument(runtime, under_wrapper)
+        hook_django_setup(under_wrapper)
+        return runtime
 
 
-def _instrument(config: Config) -> None:
+def _instrument(runtime: Runtime, under_wrapper: bool) -> None:
     """ORM spans now; SQLAlchemy, Celery and the installed instrumentors when the
     application imports their library (nothing optional is imported before)."""
     from . import instrumentation
     from .db.django import instrument_django_db
 
+    config = runtime.config
     if not under_wrapper:
-        instrumentation.apply_installed(os.environ)
-    observer = instrument_django_db(config)
+        instrumentation.apply_installed(config.disabled_instrumentations)
+    observer = runtime.observer = instrument_django_db(
+        config, runtime.insight, runtime.redactor, pipeline_source=runtime
+    )
 
     def sqlalchemy_imported(module: object) -> None:
         from .db.sqlalchemy import instrument as instrument_sqlalchemy
 
-        instrument_sqlalchemy(config, observer.duration_histogram)
+        if "sqlalchemy" not in runtime.lifecycle.installed:
+            runtime.lifecycle.installed.add("sqlalchemy")
+            runtime.sqlalchemy_hooks = instrument_sqlalchemy(
+                config, runtime.insight, runtime.redactor, observer.duration_histogram
+            )
 
     def celery_imported(module: object) -> None:
         from .celery import instrument_celery
 
-        instrument_celery(config)
+        instrument_celery(config, runtime.insight, runtime.error_messages)
 
     instrumentation.when_imported("sqlalchemy", sqlalchemy_imported)
     instrumentation.when_imported("celery", celery_imported)
-    if config.metrics_on:
+    if config.metrics_on and "metrics" not in runtime.lifecycle.installed:
+        runtime.lifecycle.installed.add("metrics")
         from .metrics.instrumentation import instrument as instrument_metrics
 
         instrument_metrics(config)
-    if config.sentry_dsn:
+    if config.sentry.dsn:
         from .sentry import setup_sentry
 
-        try:
-            setup_sentry(config)
-        except ConfigError as exc:
-            logger.error("otel_django: %s. Errors are not sent to Sentry.", exc)
+        setup_sentry(config, runtime.redactor, runtime.error_messages)
 
 
-def hook_django_setup() -> None:
+_WRAPPER_HOOK = "_otel_django_under_wrapper"
+
+
+def hooked_by_wrapper() -> bool:
+    """Whether ``opentelemetry-instrument``'s configurator installed the setup hook."""
+    from django.apps import registry
+
+    return bool(getattr(registry.Apps.populate, _WRAPPER_HOOK, False))
+
+
+def hook_django_setup(under_wrapper: bool = False) -> None:
     """Runs :func:`setup_django` each time ``django.setup()`` has populated the app registry.
 
-    Under ``opentelemetry-instrument`` that is how setup happens at all; afterwards it keeps
-    the logging pipeline in place when ``django.setup()`` runs again.
+    Under ``opentelemetry-instrument`` (``under_wrapper``) that is how setup happens at all;
+    afterwards it keeps the logging pipeline in place when ``django.setup()`` runs again.
     """
     from django.apps import registry
 
@@ -341,7 +313,8 @@ def hook_django_setup() -> None:
     def populate(self: registry.Apps, installed_apps: Any = None) -> None:
         original(self, installed_apps)
         if self is registry.apps and self.ready:
-            setup_django()
+            setup_django(under_wrapper)
 
     populate._otel_django_hook = True  # type: ignore[attr-defined]
+    setattr(populate, _WRAPPER_HOOK, under_wrapper)
     registry.Apps.populate = populate  # type: ignore[method-assign]

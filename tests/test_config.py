@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
+from otel_django import runtime
 from otel_django.config import SETTINGS, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,23 +25,23 @@ pytestmark = pytest.mark.smoke
 
 def test_defaults_with_nothing_set() -> None:
     config = load_config({}, {})
-    assert config.traces_exporter == ("otlp",)
-    assert config.metrics_exporter == ("prometheus",)
-    assert config.logs_exporter == ()
-    assert config.traces_sampler == "parentbased_traceidratio"
-    assert config.traces_sampler_arg == 1.0
-    assert config.metrics_password is None
-    assert config.slow_query_ms == 100.0
-    assert config.n_plus_one_threshold == 5
-    assert config.request_id_header == "X-Request-ID"
-    assert config.excluded_urls == ()  # otel_django's own views are skipped by view
+    assert config.traces.exporter == ("otlp",)
+    assert config.metrics.exporter == ("prometheus",)
+    assert config.logging.exporter == ()
+    assert config.traces.sampler == "parentbased_traceidratio"
+    assert config.traces.sampler_arg == 1.0
+    assert config.metrics.password is None
+    assert config.db.slow_query_ms == 100.0
+    assert config.db.n_plus_one_threshold == 5
+    assert config.logging.request_id_header == "X-Request-ID"
+    assert config.traces.excluded_urls == ()  # otel_django's own views are skipped by view
     assert config.warnings == ()
 
 
 def test_precedence_standard_env_then_prefixed_env_then_settings_then_default() -> None:
     settings = {"SERVICE_NAME": "from-settings", "SLOW_QUERY_MS": 250, "TRACES_EXPORTER": "none"}
     config = load_config({}, settings)
-    assert (config.service_name, config.slow_query_ms, config.traces_exporter) == (
+    assert (config.service.name, config.db.slow_query_ms, config.traces.exporter) == (
         "from-settings",
         250.0,
         (),
@@ -47,36 +50,36 @@ def test_precedence_standard_env_then_prefixed_env_then_settings_then_default() 
 
     env = {"OTEL_DJANGO_SERVICE_NAME": "from-prefixed-env", "OTEL_DJANGO_SLOW_QUERY_MS": "300"}
     config = load_config(env, settings)
-    assert (config.service_name, config.slow_query_ms) == ("from-prefixed-env", 300.0)
+    assert (config.service.name, config.db.slow_query_ms) == ("from-prefixed-env", 300.0)
 
     env["OTEL_SERVICE_NAME"] = "from-standard-env"
     env["OTEL_TRACES_EXPORTER"] = "console"
     config = load_config(env, settings)
-    assert (config.service_name, config.traces_exporter) == ("from-standard-env", ("console",))
+    assert (config.service.name, config.traces.exporter) == ("from-standard-env", ("console",))
     assert config.from_settings == frozenset()
 
 
 def test_service_name_precedence_follows_the_standard_variables() -> None:
     settings = {"SERVICE_NAME": "from-settings"}
     attributes = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod,service.name=ra"}
-    assert load_config({}, settings).service_name == "from-settings"
-    assert load_config(attributes, settings).service_name == "ra"
+    assert load_config({}, settings).service.name == "from-settings"
+    assert load_config(attributes, settings).service.name == "ra"
     assert load_config(
         {**attributes, "OTEL_DJANGO_SERVICE_NAME": "own"}, settings
-    ).service_name == ("ra")
+    ).service.name == ("ra")
     both = {**attributes, "OTEL_SERVICE_NAME": "sn"}
-    assert load_config(both, settings).service_name == "sn"
+    assert load_config(both, settings).service.name == "sn"
 
 
 def test_exporter_lists_parse_as_the_sdk_reads_them() -> None:
     config = load_config(
         {"OTEL_TRACES_EXPORTER": "otlp, console", "OTEL_METRICS_EXPORTER": "otlp,prometheus"}, {}
     )
-    assert config.traces_exporter == ("otlp", "console")
-    assert config.metrics_exporter == ("otlp", "prometheus")
+    assert config.traces.exporter == ("otlp", "console")
+    assert config.metrics.exporter == ("otlp", "prometheus")
     config = load_config({"OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "console"}, {})
-    assert config.metrics_exporter == () and not config.metrics_on
-    assert config.logs_exporter == ("console",) and not config.logs_exported
+    assert config.metrics.exporter == () and not config.metrics_on
+    assert config.logging.exporter == ("console",) and not config.logs_exported
     assert load_config({}, {"LOGS_EXPORTER": ["otlp"]}).logs_exported
 
 
@@ -97,39 +100,42 @@ def test_a_standard_variable_otel_django_cannot_use_is_a_warning_and_ignored(
     config = load_config(environ, {})
     (warning,) = config.warnings
     assert warning.startswith(variable)
-    field = {
-        "OTEL_TRACES_SAMPLER_ARG": "traces_sampler_arg",
-        "OTEL_TRACES_EXPORTER": "traces_exporter",
-        "OTEL_SDK_DISABLED": "sdk_disabled",
-        "OTEL_PYTHON_DJANGO_EXCLUDED_URLS": "excluded_urls",
+    group, field = {
+        "OTEL_TRACES_SAMPLER_ARG": ("traces", "sampler_arg"),
+        "OTEL_TRACES_EXPORTER": ("traces", "exporter"),
+        "OTEL_SDK_DISABLED": (None, "sdk_disabled"),
+        "OTEL_PYTHON_DJANGO_EXCLUDED_URLS": ("traces", "excluded_urls"),
     }[variable]
-    assert getattr(config, field) == getattr(default, field)
+    if group is None:
+        assert getattr(config, field) == getattr(default, field)
+    else:
+        assert getattr(getattr(config, group), field) == getattr(getattr(default, group), field)
 
 
 def test_blank_environment_values_count_as_unset() -> None:
     config = load_config({"OTEL_SERVICE_NAME": "  "}, {"SERVICE_NAME": "shop"})
-    assert config.service_name == "shop"
+    assert config.service.name == "shop"
 
 
 def test_resource_attributes_variable_supplies_version_and_environment() -> None:
     config = load_config(
         {"OTEL_RESOURCE_ATTRIBUTES": "service.version=1.2.3,deployment.environment.name=prod"}, {}
     )
-    assert (config.service_version, config.environment) == ("1.2.3", "prod")
+    assert (config.service.version, config.service.environment) == ("1.2.3", "prod")
 
 
 def test_lists_and_networks_parse_from_env_and_settings() -> None:
     config = load_config({"OTEL_DJANGO_METRICS_ALLOWED_NETWORKS": "10.0.0.0/8, ::1/128"}, {})
-    assert config.metrics_allowed_networks == (
+    assert config.metrics.allowed_networks == (
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
     )
     config = load_config({}, {"EXCLUDED_URLS": [r"/internal/"]})
-    assert config.excluded_urls == (r"/internal/",)
+    assert config.traces.excluded_urls == (r"/internal/",)
     environ = {"OTEL_PYTHON_EXCLUDED_URLS": "generic", "OTEL_DJANGO_EXCLUDED_URLS": "own"}
-    assert load_config(environ, {}).excluded_urls == ("generic",)
+    assert load_config(environ, {}).traces.excluded_urls == ("generic",)
     environ["OTEL_PYTHON_DJANGO_EXCLUDED_URLS"] = "django"
-    assert load_config(environ, {}).excluded_urls == ("django",)
+    assert load_config(environ, {}).traces.excluded_urls == ("django",)
 
 
 @pytest.mark.parametrize(
@@ -160,10 +166,12 @@ def test_invalid_values_raise_an_error_naming_the_setting(
 
 
 def test_every_setting_has_a_doc_and_a_config_field() -> None:
-    from otel_django.config import Config
-
-    fields = set(Config.__dataclass_fields__) - {"from_settings", "warnings"}
-    assert {s.name.lower() for s in SETTINGS} == fields
+    config = load_config({}, {})
+    assert len({s.name for s in SETTINGS}) == len({s.path for s in SETTINGS}) == len(SETTINGS)
+    for setting in SETTINGS:
+        group, _, field = setting.path.rpartition(".")
+        holder = getattr(config, group) if group else config
+        assert getattr(holder, field) == setting.default, setting.name
     assert all(s.doc for s in SETTINGS)
 
 
@@ -178,9 +186,21 @@ def test_readme_settings_table_is_generated_from_the_settings() -> None:
     assert all(f"`{s.name}`" in readme for s in SETTINGS)
 
 
+@contextlib.contextmanager
+def settings_runtime(**otel_django: object) -> Iterator[None]:
+    """The runtime a process with these ``OTEL_DJANGO`` settings builds (as a system check in
+    a process where setup has not run); the test run's is put back afterwards."""
+    with override_settings(OTEL_DJANGO=otel_django):
+        previous = runtime.reset()
+        try:
+            yield
+        finally:
+            runtime.reset(previous)
+
+
 def test_system_check_reports_invalid_settings() -> None:
     with (
-        override_settings(OTEL_DJANGO={"TRACES_SAMPLER_ARG": 2.5}),
+        settings_runtime(TRACES_SAMPLER_ARG=2.5),
         pytest.raises(SystemCheckError) as excinfo,
     ):
         call_command("check")
@@ -191,11 +211,11 @@ def test_system_check_reports_invalid_settings() -> None:
 def test_system_check_warns_when_metrics_have_no_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with override_settings(OTEL_DJANGO={"TELEMETRY_IN_TESTS": True}):
+    with settings_runtime(TELEMETRY_IN_TESTS=True):
         call_command("check")
     assert "otel_django.W101" in capsys.readouterr().err
     # In a test run of a project that does not assert on telemetry: no deployment advice.
-    with override_settings(OTEL_DJANGO={}):
+    with settings_runtime():
         call_command("check")
     assert "otel_django" not in capsys.readouterr().err
 
@@ -272,11 +292,14 @@ def test_system_check_warns_when_upstreams_django_middleware_is_installed_too(
 
     upstream = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
     otel = {"TELEMETRY_IN_TESTS": True, "METRICS_PASSWORD": "x"}
-    with override_settings(MIDDLEWARE=[upstream, *settings.MIDDLEWARE], OTEL_DJANGO=otel):
+    with (
+        override_settings(MIDDLEWARE=[upstream, *settings.MIDDLEWARE]),
+        settings_runtime(**otel),
+    ):
         call_command("check")
     err = capsys.readouterr().err
     assert "otel_django.W002" in err and "two server spans" in err
-    with override_settings(OTEL_DJANGO=otel):
+    with settings_runtime(**otel):
         call_command("check")
     assert "otel_django.W002" not in capsys.readouterr().err
 

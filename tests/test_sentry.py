@@ -3,7 +3,6 @@ linked to the OTel trace and the request id, carry no secrets, and propagation s
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_django import runtime
-from otel_django.config import ConfigError
+from otel_django.config import ConfigError, load_config
 from otel_django.sentry import SentryTracePropagator, setup_sentry
 from tests.support.spans import server_span
 
@@ -44,8 +43,8 @@ def events() -> list[dict[str, Any]]:
 @pytest.fixture
 def sentry() -> Iterator[list[Envelope]]:
     previous_propagator = propagate.get_global_textmap()
-    config = dataclasses.replace(
-        runtime.get_config(), sentry_dsn=DSN, environment="staging", service_version="1.4.2"
+    config = runtime.current().config.replace(
+        sentry_dsn=DSN, environment="staging", service_version="1.4.2"
     )
     CapturingTransport.envelopes = []
     assert setup_sentry(config, transport=CapturingTransport)
@@ -170,7 +169,7 @@ def test_propagation_stays_w3c_and_adds_sentry_trace(sentry: list[Envelope]) -> 
 
 
 def test_setting_up_twice_chains_the_propagator_once(sentry: list[Envelope]) -> None:
-    config = dataclasses.replace(runtime.get_config(), sentry_dsn=DSN)
+    config = runtime.current().config.replace(sentry_dsn=DSN)
     setup_sentry(config, transport=CapturingTransport)
     carrier: dict[str, str] = {}
     with trace.get_tracer("tests").start_as_current_span("x"):
@@ -186,14 +185,18 @@ def test_setting_up_twice_chains_the_propagator_once(sentry: list[Envelope]) -> 
 
 
 def test_without_a_dsn_nothing_is_set_up() -> None:
-    assert setup_sentry(dataclasses.replace(runtime.get_config(), sentry_dsn=None)) is False
+    assert setup_sentry(runtime.current().config.replace(sentry_dsn=None)) is False
 
 
 def test_a_malformed_dsn_is_a_config_error_that_hides_the_dsn() -> None:
-    config = dataclasses.replace(runtime.get_config(), sentry_dsn="not-a-dsn-secretkey")
     with pytest.raises(ConfigError, match="SENTRY_DSN") as raised:
-        setup_sentry(config)
+        load_config({}, {"SENTRY_DSN": "not-a-dsn-secretkey"})
     assert "secretkey" not in str(raised.value)
+    # The standard variable: ignored with a warning, which does not quote it either.
+    config = load_config({"SENTRY_DSN": "not-a-dsn-secretkey"}, {})
+    assert config.sentry.dsn is None
+    (warning,) = config.warnings
+    assert warning.startswith("SENTRY_DSN") and "secretkey" not in warning
 
 
 @pytest.mark.postgres
@@ -225,9 +228,7 @@ def test_record_database_error_messages_sends_them(sentry: list[Envelope]) -> No
     from tests.logging.urls import DB_ERROR_CANARY
 
     sentry_sdk.get_client().close()
-    config = dataclasses.replace(
-        runtime.get_config(), sentry_dsn=DSN, record_database_error_messages=True
-    )
+    config = runtime.current().config.replace(sentry_dsn=DSN, record_database_error_messages=True)
     assert setup_sentry(config, transport=CapturingTransport)
     assert wsgi_request("GET", "/db-error/", "") == 500
     (event,) = events()

@@ -7,6 +7,9 @@ it, the standard way (``suppress_instrumentation``): one span per query, never t
 costs a cached description of the SQL (``db/sql.py``), one span, one histogram point (with the
 span as its bucket's exemplar when sampled) and one dict increment for N+1 counting, plus the
 scope's query count and duration; slow queries get more (``db/insight.py``).
+
+:func:`instrument_django_db` builds the observer from what startup hands it (configuration,
+insight, redactor, tracer provider, pipeline source); the runtime keeps it.
 """
 
 from __future__ import annotations
@@ -30,12 +33,11 @@ from opentelemetry.util.types import AttributeValue
 from .. import __version__, _compat
 from ..config import Config
 from ..metrics.aggregate import AttributeValues
-from ..metrics.instruments import Histogram
+from ..metrics.instruments import Histogram, PipelineSource
 from ..redaction import Redactor
 from ..semconv import db_system
 from ..semconv import error_type as error_type_of
 from ..traces import spans
-from . import insight as insight_module
 from .duration import DURATION, duration_values
 from .errors import sqlstate
 from .explain import explain_for
@@ -51,15 +53,35 @@ Attributes = dict[str, AttributeValue]
 
 
 class QueryObserver:
-    """The execute wrapper: one CLIENT span and one duration measurement per query."""
+    """The execute wrapper: one CLIENT span and one duration measurement per query.
 
-    def __init__(self, config: Config, insight: Insight | None = None) -> None:
-        self._tracer = trace.get_tracer("otel_django.db", __version__)
+    As upstream's instrumentors, it takes its providers: ``tracer_provider`` (default: the
+    API's) and ``pipeline_source``, where its histogram finds the metrics pipeline (``None``:
+    no query metrics). ``describe`` turns SQL into its safe description.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        insight: Insight | None = None,
+        redactor: Redactor | None = None,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        pipeline_source: PipelineSource | None = None,
+        describe: Callable[[str, int, str], QueryDescription] = describe,
+    ) -> None:
+        self._tracer = trace.get_tracer("otel_django.db", __version__, tracer_provider)
+        self._tracer_provider = tracer_provider
         self._skip_unsampled: bool | None = None
-        self._duration = Histogram(DURATION, "otel_django.db") if config.metrics_on else None
-        self._max_length = config.query_text_max_length
-        self._record_parameters = config.record_query_parameters
-        self._redactor = Redactor(config.redact_keys)
+        self._duration = (
+            Histogram(DURATION, "otel_django.db", pipeline_source)
+            if config.metrics_on and pipeline_source is not None
+            else None
+        )
+        self._max_length = config.db.query_text_max_length
+        self._record_parameters = config.db.record_query_parameters
+        self._redactor = redactor or Redactor(config.logging.redact_keys)
+        self._describe = describe
         self.insight = insight
         self._connection_attributes: dict[str, Attributes] = {}
         # (alias, description) -> (span attributes, metric attribute values), once per shape.
@@ -120,7 +142,7 @@ class QueryObserver:
         current = otel_context.get_current()
         try:
             connection: BaseDatabaseWrapper = context["connection"]
-            description = describe(sql, self._max_length, connection.vendor)
+            description = self._describe(sql, self._max_length, connection.vendor)
             span_attributes, metric_values = self._attributes_for(connection, description)
             if self._record_parameters and not many and params:
                 parameters = parameter_attributes(params, self._redactor)
@@ -167,7 +189,8 @@ class QueryObserver:
         unsampled request gets no span at all: the SDK would build one only to drop it."""
         known = self._skip_unsampled
         if known is None:
-            sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+            provider = self._tracer_provider or trace.get_tracer_provider()
+            sampler = getattr(provider, "sampler", None)
             if sampler is None:
                 return False  # no SDK provider yet (a pre-fork master): decide later
             known = self._skip_unsampled = sampler is ALWAYS_OFF or (
@@ -247,26 +270,33 @@ def _explainer(
     return run
 
 
-_observer: QueryObserver | None = None
+def instrument_django_db(
+    config: Config,
+    insight: Insight | None = None,
+    redactor: Redactor | None = None,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    pipeline_source: PipelineSource | None = None,
+) -> QueryObserver:
+    """Adds a query observer to every connection, open now or opened later; returns it."""
+    observer = QueryObserver(
+        config,
+        insight,
+        redactor,
+        tracer_provider=tracer_provider,
+        pipeline_source=pipeline_source,
+    )
 
+    def add_wrapper(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+        if observer not in connection.execute_wrappers:
+            connection.execute_wrappers.insert(0, observer)
 
-def _add_wrapper(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-    if _observer is not None and _observer not in connection.execute_wrappers:
-        connection.execute_wrappers.insert(0, _observer)
-
-
-def instrument_django_db(config: Config) -> QueryObserver:
-    """Adds the query observer to every connection, open now or opened later. Idempotent."""
-    global _observer
-    if _observer is not None:
-        return _observer
-    observer = _observer = QueryObserver(config, insight_module.configure(config))
-    connection_created.connect(_add_wrapper, dispatch_uid="otel_django.db")
+    connection_created.connect(add_wrapper, weak=False, dispatch_uid="otel_django.db")
     _suppress_dbapi_spans_on_connect()
     from django.db import connections
 
     for connection in connections.all(initialized_only=True):
-        _add_wrapper(None, connection)
+        add_wrapper(None, connection)
     return observer
 
 
@@ -292,8 +322,3 @@ def _suppress_dbapi_spans_on_connect() -> None:
 
     connect._otel_django = True  # type: ignore[attr-defined]
     BaseDatabaseWrapper.connect = connect  # type: ignore[method-assign]
-
-
-def observer() -> QueryObserver | None:
-    """The query observer in use, if Django-side setup has run."""
-    return _observer

@@ -119,7 +119,7 @@ class ErrorMessages:
 
     @classmethod
     def from_config(cls, config: Config) -> ErrorMessages:
-        return cls(config.record_database_error_messages)
+        return cls(config.db.record_database_error_messages)
 
     def withheld(self, exception: BaseException) -> Withheld:
         """The exceptions of ``exception``'s chain (causes, contexts, members of groups) whose

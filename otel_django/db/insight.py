@@ -14,6 +14,10 @@ A scope also sums up its queries, failed ones included: how many ran and how lon
 access-log line and ``otel_django.db.queries_per_request``, and the Celery hooks on the task's
 span. A scope opened inside another (an eager task in a request) adds its sums to the outer
 one when it ends.
+
+The process's :class:`Insight` (thresholds from ``config.db``, its counters, the EXPLAIN
+limiter) is built once by the runtime and handed to the observers, the middleware and the
+Celery hooks; a scope is opened with the insight that reports its N+1 patterns.
 """
 
 from __future__ import annotations
@@ -34,9 +38,8 @@ import structlog
 from opentelemetry import metrics
 from opentelemetry.trace import Span
 
-from .. import __version__
 from .._compat import getframe
-from ..config import Config
+from ..config import DbConfig
 from ..redaction import REDACTED, Redactor
 from .sql import QueryDescription
 
@@ -166,10 +169,11 @@ class RequestScope:
     """Query shapes and sums of one request or task. Only its own thread of execution (and
     the threads it hands work to, such as ``sync_to_async``) touches it."""
 
-    __slots__ = ("found", "queries", "query_duration_s", "shapes", "span")
+    __slots__ = ("found", "insight", "queries", "query_duration_s", "shapes", "span")
 
-    def __init__(self, span: Span | None) -> None:
+    def __init__(self, span: Span | None, insight: Insight | None = None) -> None:
         self.span = span
+        self.insight = insight  # reports the N+1 patterns found, when the scope ends
         self.shapes: dict[str, int] = {}
         self.found: dict[str, _Finding] = {}
         self.queries = 0
@@ -188,9 +192,12 @@ _scope: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
 )
 
 
-def begin_request(span: Span | None) -> contextvars.Token[RequestScope | None]:
-    """Opens a scope (an HTTP request, a task); N+1 patterns are counted within it."""
-    return _scope.set(RequestScope(span))
+def begin_request(
+    span: Span | None, insight: Insight | None = None
+) -> contextvars.Token[RequestScope | None]:
+    """Opens a scope (an HTTP request, a task); N+1 patterns are counted within it, and
+    ``insight`` reports them when it ends."""
+    return _scope.set(RequestScope(span, insight))
 
 
 def end_request(token: contextvars.Token[RequestScope | None]) -> RequestScope | None:
@@ -209,8 +216,8 @@ def end_request(token: contextvars.Token[RequestScope | None]) -> RequestScope |
         if outer is not None and outer is not scope:
             outer.queries += scope.queries
             outer.query_duration_s += scope.query_duration_s
-        if scope.found and _insight is not None:
-            _insight.report_n_plus_one(scope)
+        if scope.found and scope.insight is not None:
+            scope.insight.report_n_plus_one(scope)
     return scope
 
 
@@ -270,34 +277,30 @@ class _ExplainLimiter:
             self._last[key] = now
             return True
 
-    def clear(self) -> None:
-        with self._lock:
-            self._last.clear()
-
 
 class Insight:
-    """Thresholds and instruments of query insight; :func:`configure` builds the one in use."""
+    """Thresholds and instruments of query insight; the runtime holds the process's.
 
-    def __init__(self, config: Config) -> None:
-        self.slow_s = 0.0
-        self.n_plus_one_threshold = 0
-        self.explain_enabled = False
-        self.explain_interval_s = 0.0
-        self.explain_timeout_ms = 0.0
-        self.limiter = _ExplainLimiter()
-        self._slow_counter: metrics.Counter | None = None
-        self._n_plus_one_counter: metrics.Counter | None = None
-        self.apply(config)
+    ``meter``: where its counters go (``None``: no metrics); ``locate``: finds the
+    application frame that issued a query.
+    """
 
-    def apply(self, config: Config) -> None:
-        """Takes thresholds from ``config`` (tests change them on the live instance)."""
+    def __init__(
+        self,
+        config: DbConfig,
+        meter: metrics.Meter | None = None,
+        locate: Callable[[], Location | None] = caller_location,
+    ) -> None:
         self.slow_s = config.slow_query_ms / 1000.0
         self.n_plus_one_threshold = config.n_plus_one_threshold
         self.explain_enabled = config.explain_enabled
         self.explain_interval_s = config.explain_interval_s
         self.explain_timeout_ms = config.explain_timeout_ms
-        if config.metrics_on and self._slow_counter is None:
-            meter = metrics.get_meter("otel_django.db", __version__)
+        self.limiter = _ExplainLimiter()
+        self._locate = locate
+        self._slow_counter: metrics.Counter | None = None
+        self._n_plus_one_counter: metrics.Counter | None = None
+        if meter is not None:
             self._slow_counter = meter.create_counter(
                 "otel_django.db.slow_queries",
                 unit="{query}",
@@ -345,7 +348,7 @@ class Insight:
         if not description.text:
             return
         try:
-            location = caller_location()
+            location = self._locate()
         except Exception:
             location = None
         scope.found[description.text] = _Finding(description, system, location)
@@ -386,7 +389,7 @@ class Insight:
         """Marks the query's span (before it ends), tells the scope's span, logs and counts."""
         try:
             duration_ms = round(duration_s * 1000.0, 3)
-            location = caller_location()
+            location = self._locate()
             where = location.attributes() if location is not None else {}
             if span is not None and span.is_recording():
                 span.set_attributes({SLOW: True, DURATION_MS: duration_ms, **where})
@@ -425,20 +428,3 @@ def _log_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if COUNT in out:
         out["count"] = out.pop(COUNT)
     return out
-
-
-_insight: Insight | None = None
-
-
-def configure(config: Config) -> Insight:
-    """The process's :class:`Insight`, created on first call and updated by later ones."""
-    global _insight
-    if _insight is None:
-        _insight = Insight(config)
-    else:
-        _insight.apply(config)
-    return _insight
-
-
-def get_insight() -> Insight | None:
-    return _insight

@@ -45,15 +45,19 @@ _SPAN = "_otel_span"  # where upstream keeps its span on the execution context
 _CACHE_MAX = 4096
 _DBAPI_MODULE = "opentelemetry.instrumentation.dbapi"
 
-_installed: _Hooks | None = None
-
 
 class _Hooks:
-    def __init__(self, config: Config, insight: Insight, duration: Histogram | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        insight: Insight,
+        duration: Histogram | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.duration = duration
-        self.max_length = config.query_text_max_length
-        self.record_parameters = config.record_query_parameters
-        self.redactor = Redactor(config.redact_keys)
+        self.max_length = config.db.query_text_max_length
+        self.record_parameters = config.db.record_query_parameters
+        self.redactor = redactor or Redactor(config.logging.redact_keys)
         self.insight = insight
         # Which attributes upstream sets depends on OTEL_SEMCONV_STABILITY_OPT_IN, fixed for the
         # process: learnt from the first span, then the attributes are built once per shape.
@@ -205,23 +209,25 @@ def _explainer(dialect: str, cursor: Any, statement: str, parameters: Any) -> An
     return run
 
 
-def instrument(config: Config, duration: Histogram | None = None) -> bool:
-    """Listens on every SQLAlchemy engine, if SQLAlchemy is installed. Idempotent."""
-    global _installed
-    if _installed is not None:
-        return True
+def instrument(
+    config: Config,
+    insight: Insight,
+    redactor: Redactor | None = None,
+    duration: Histogram | None = None,
+) -> _Hooks | None:
+    """Listens on every SQLAlchemy engine, if SQLAlchemy is installed (``None`` if not);
+    call it once. Returns the listeners' object."""
     if importlib.util.find_spec("sqlalchemy") is None:
-        return False
+        return None
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    hooks = _Hooks(config, insight_module.configure(config), duration)
+    hooks = _Hooks(config, insight, duration, redactor)
     event.listen(Engine, "before_cursor_execute", hooks.before_cursor_execute)
     event.listen(Engine, "after_cursor_execute", hooks.after_cursor_execute)
     event.listen(Engine, "handle_error", hooks.handle_error)
     event.listen(Engine, "engine_connect", _suppress_dbapi_spans)
-    _installed = hooks
-    return True
+    return hooks
 
 
 # -- one span per statement: upstream's, not also a DB-API instrumentation's

@@ -9,6 +9,10 @@ hangs makes its check fail with ``timeout`` but can neither hang the probe nor p
 Error messages are meant for a probe response that anybody reaching the pod can read: they
 hold the exception type and a short message with URLs' credentials, ``password=`` pairs and
 every configured database or cache password masked.
+
+What the checks keep for the process (the registered checks, the pool, the databases seen
+migrated) is a :class:`HealthState`, held by the process's runtime
+(:attr:`otel_django.runtime.Runtime.health`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 __all__ = [
     "CheckResult",
+    "HealthState",
     "builtin_checks",
     "register_check",
     "registered_checks",
@@ -62,10 +67,6 @@ class CheckResult:
 # -- the app's own checks
 
 
-_registry_lock = threading.Lock()
-_registry: dict[str, Check] = {}
-
-
 def register_check(name: str, check: Check) -> None:
     """Adds a readiness check: ``check()`` returns when ready and raises when not.
 
@@ -80,19 +81,28 @@ def register_check(name: str, check: Check) -> None:
     name = name.strip()
     if name in {"redis", "migrations"} or name.startswith(("database:", "cache:")):
         raise ValueError(f"register_check: {name!r} is reserved for a built-in check")
-    with _registry_lock:
-        _registry[name] = check
+    state = _state()
+    with state.lock:
+        state.registry[name] = check
 
 
 def unregister_check(name: str) -> None:
     """Removes a check added with :func:`register_check`; unknown names are ignored."""
-    with _registry_lock:
-        _registry.pop(name, None)
+    state = _state()
+    with state.lock:
+        state.registry.pop(name, None)
 
 
 def registered_checks() -> dict[str, Check]:
-    with _registry_lock:
-        return dict(_registry)
+    state = _state()
+    with state.lock:
+        return dict(state.registry)
+
+
+def _state() -> HealthState:
+    from .. import runtime
+
+    return runtime.current().health
 
 
 # -- sanitizing error messages
@@ -191,16 +201,6 @@ def check_redis(url: str, timeout_s: float) -> None:
         client.close()
 
 
-_migrations_applied: set[str] = set()
-_migrations_lock = threading.Lock()
-
-
-def forget_migration_state() -> None:
-    """Forgets which databases were seen fully migrated (for tests)."""
-    with _migrations_lock:
-        _migrations_applied.clear()
-
-
 def check_migrations() -> None:
     """Fails while a migration known to the code is not applied.
 
@@ -214,10 +214,11 @@ def check_migrations() -> None:
 
     from ..db.migrations import unapplied_count
 
+    state = _state()
     unapplied: dict[str, int] = {}
     for alias in connections:
-        with _migrations_lock:
-            if alias in _migrations_applied:
+        with state.lock:
+            if alias in state.migrations_applied:
                 continue
         connection = connections[alias]
         try:
@@ -236,8 +237,8 @@ def check_migrations() -> None:
         if count:
             unapplied[alias] = count
         else:
-            with _migrations_lock:
-                _migrations_applied.add(alias)
+            with state.lock:
+                state.migrations_applied.add(alias)
     if unapplied:
         detail = ", ".join(f"{count} on {alias!r}" for alias, count in sorted(unapplied.items()))
         raise RuntimeError(f"unapplied migrations: {detail}")
@@ -248,9 +249,9 @@ def builtin_checks() -> dict[str, Check]:
     from django.conf import settings
     from django.db import connections
 
-    from ..runtime import get_config
+    from .. import runtime
 
-    config = get_config()
+    config = runtime.current().config
     checks: dict[str, Check] = {}
     for alias in connections:
         checks[f"database:{alias}"] = _bind(check_database, alias)
@@ -258,10 +259,10 @@ def builtin_checks() -> dict[str, Check]:
         if str(cache_settings.get("BACKEND", "")).endswith(".DummyCache"):
             continue  # a cache that stores nothing by design cannot be "not ready"
         checks[f"cache:{alias}"] = _bind(check_cache, alias)
-    if config.health_check_redis_url:
-        url, timeout_s = config.health_check_redis_url, config.health_check_timeout_s
+    if config.health.redis_url:
+        url, timeout_s = config.health.redis_url, config.health.timeout_s
         checks["redis"] = lambda: check_redis(url, timeout_s)
-    if config.health_check_migrations:
+    if config.health.migrations:
         checks["migrations"] = check_migrations
     return checks
 
@@ -322,36 +323,45 @@ class _Pool:
                 future.set_result(None)
 
 
-_pool: _Pool | None = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
-_in_flight: dict[str, concurrent.futures.Future[None]] = {}
+class HealthState:
+    """The checks' process state: registered checks, the pool, the checks still running,
+    the databases seen fully migrated."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.registry: dict[str, Check] = {}
+        self.migrations_applied: set[str] = set()
+        self.pool_lock = threading.Lock()
+        self.in_flight: dict[str, concurrent.futures.Future[None]] = {}
+        self._pool: _Pool | None = None
+        self._pool_pid = 0
+
+    def pool(self) -> _Pool:
+        """The pool of this process (caller holds ``pool_lock``)."""
+        if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
+            self._pool, self._pool_pid = _Pool(_MAX_WORKERS), os.getpid()
+            self.in_flight.clear()
+        return self._pool
 
 
-def _get_pool() -> _Pool:
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():  # threads do not survive a fork
-            _pool, _pool_pid = _Pool(_MAX_WORKERS), os.getpid()
-            _in_flight.clear()
-        return _pool
-
-
-def run_checks(checks: dict[str, Check], timeout_s: float) -> dict[str, CheckResult]:
+def run_checks(
+    checks: dict[str, Check], timeout_s: float, state: HealthState | None = None
+) -> dict[str, CheckResult]:
     """Runs every check concurrently; returns after at most ``timeout_s`` (plus scheduling)."""
-    pool = _get_pool()
+    state = state or _state()
     started = time.monotonic()
     results: dict[str, CheckResult] = {}
     futures: dict[str, concurrent.futures.Future[None]] = {}
-    with _pool_lock:
+    with state.pool_lock:
+        pool = state.pool()
         for name, check in checks.items():
-            previous = _in_flight.get(name)
+            previous = state.in_flight.get(name)
             if previous is not None and not previous.done():
                 results[name] = CheckResult(
                     "fail", 0.0, "timeout: still running since an earlier probe"
                 )
                 continue
-            futures[name] = _in_flight[name] = pool.submit(check)
+            futures[name] = state.in_flight[name] = pool.submit(check)
     finished_at: dict[concurrent.futures.Future[None], float] = {}
     for future in futures.values():
         future.add_done_callback(lambda f: finished_at.setdefault(f, time.monotonic()))
@@ -377,8 +387,9 @@ def run_checks(checks: dict[str, Check], timeout_s: float) -> dict[str, CheckRes
 
 def readiness() -> tuple[bool, dict[str, CheckResult]]:
     """Runs the built-in and registered checks with the configured time budget."""
-    from ..runtime import get_config
+    from .. import runtime
 
+    current = runtime.current()
     checks: dict[str, Check] = {**builtin_checks(), **registered_checks()}
-    results = run_checks(checks, get_config().health_check_timeout_s)
+    results = run_checks(checks, current.config.health.timeout_s, current.health)
     return all(r.status == "ok" for r in results.values()), results

@@ -36,9 +36,9 @@ class AccessLog:
     def __init__(self, config: Config, redactor: Redactor) -> None:
         # The bound logger itself, not structlog's lazy proxy: a proxy resolves on every call.
         self._logger = structlog.get_logger("otel_django.access").bind()
-        self._slow_ms = config.slow_request_ms
+        self._slow_ms = config.logging.slow_request_ms
         self._trust_xff = config.trust_x_forwarded_for
-        self._log_user_id = config.log_user_id
+        self._log_user_id = config.logging.log_user_id
         self._redactor = redactor
 
     def log(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -105,13 +104,21 @@ def setup_log_export(
     notes = notes or Notes()
     processors = []
     for choice in choose(
-        "logs", config.logs_exporter, os.environ, notes, {"console": _stdout_lines}
+        "logs",
+        config.logging.exporter,
+        config.exporter_variables,
+        notes,
+        {"console": _stdout_lines},
     ):
         exporter = build(choice, "logs", notes)
         if exporter is None:
             continue
         processor = batch_processor(
-            BatchLogRecordProcessor, GuardedLogExporter(exporter), "OTEL_BLRP", notes
+            BatchLogRecordProcessor,
+            GuardedLogExporter(exporter),
+            "OTEL_BLRP",
+            notes,
+            config.exporter_variables,
         )
         if processor is not None:
             processors.append(processor)

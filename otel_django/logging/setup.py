@@ -32,10 +32,9 @@ from typing import TYPE_CHECKING
 import structlog
 from structlog.typing import Processor
 
-from ..config import SETTINGS, Config, ConfigError
+from ..config import Config
 from ..db.errors import ErrorMessages
 from ..redaction import Redactor
-from ..resource import default_service_name
 from .output import LineLoggerFactory, LineWriter, PipelineHandler, render_json, with_newline
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ from .processors import (
     core_fields,
     escape_control_characters,
     exception_text,
-    import_processor,
+    guarded,
     merge_contextvars,
     redact_sensitive,
     structured_exception,
@@ -80,14 +79,14 @@ class LoggingPipeline:
 
 def build_processors(config: Config, redactor: Redactor | None = None) -> list[Processor]:
     """The processor chain for ``config``, renderer last."""
-    redactor = redactor or Redactor(config.redact_keys)
-    console = config.log_format == "console"
+    redactor = redactor or Redactor(config.logging.redact_keys)
+    console = config.logging.format == "console"
     messages = ErrorMessages.from_config(config)
     processors: list[Processor] = [
         merge_contextvars(),
         exception_text(messages) if console else structured_exception(messages),
     ]
-    service_name = config.service_name or default_service_name()
+    service_name = config.service.resolved_name
     user_processors = _user_processors(config)
     if user_processors:
         processors.append(core_fields(service_name))
@@ -101,33 +100,27 @@ def build_processors(config: Config, redactor: Redactor | None = None) -> list[P
         processors.append(LogExport())
     if console:
         processors.append(escape_control_characters)
-        processors.append(with_newline(_console_renderer()))
+        processors.append(with_newline(_console_renderer(config.logging.no_color)))
     else:
         processors.append(render_json)
     return processors
 
 
 def _user_processors(config: Config) -> list[Processor]:
-    processors = []
-    for path in config.log_processors:
-        try:
-            processors.append(import_processor(path))
-        except Exception as exc:
-            setting = next(s for s in SETTINGS if s.name == "LOG_PROCESSORS")
-            raise ConfigError(setting, path, f"cannot load the processor: {exc}") from None
-    return processors
+    """``LOG_PROCESSORS``, imported (and validated) by the configuration."""
+    return [guarded(processor) for processor in config.logging.processors]
 
 
-def _console_renderer() -> Processor:
-    import os
-
-    colors = sys.stdout is not None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+def _console_renderer(no_color: bool) -> Processor:
+    colors = sys.stdout is not None and sys.stdout.isatty() and not no_color
     return structlog.dev.ConsoleRenderer(
         colors=colors, exception_formatter=structlog.dev.plain_traceback
     )
 
 
-def configure_logging(config: Config, writer: LineWriter | None = None) -> LoggingPipeline | None:
+def configure_logging(
+    config: Config, writer: LineWriter | None = None, *, redactor: Redactor | None = None
+) -> LoggingPipeline | None:
     """Sets up the pipeline, unless ``LOGGING_ENABLED`` is off (then None).
 
     Calling it again swaps the processors in place, so loggers already cached by structlog
@@ -135,11 +128,11 @@ def configure_logging(config: Config, writer: LineWriter | None = None) -> Loggi
     The list they hold is found on the logger factory structlog is configured with. Not
     thread-safe: startup calls it under its own lock.
     """
-    if not config.logging_enabled:
+    if not config.logging.enabled:
         return None
-    redactor = Redactor(config.redact_keys)
+    redactor = redactor or Redactor(config.logging.redact_keys)
     processors = build_processors(config, redactor)
-    level = _LEVELS[config.log_level]
+    level = _LEVELS[config.logging.level]
     previous = structlog.get_config()["logger_factory"]
     if isinstance(previous, LineLoggerFactory):
         previous.processors[:] = processors
@@ -155,7 +148,7 @@ def configure_logging(config: Config, writer: LineWriter | None = None) -> Loggi
         cache_logger_on_first_use=True,
     )
     handler = PipelineHandler(
-        processors, writer, redactor, leave_out_server_access=config.access_log
+        processors, writer, redactor, leave_out_server_access=config.logging.access_log
     )
     # Every PipelineHandler goes too (a previous call's): it prints to stdout.
     _remove_console_handlers(config.logs_exported)

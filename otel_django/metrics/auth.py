@@ -96,16 +96,16 @@ _files_lock = threading.Lock()
 
 def expected_password(config: Config) -> bytes | None:
     """The password scrapes must present; ``None`` when none is set (serve nothing)."""
-    if config.metrics_password_file:
+    if config.metrics.password_file:
         with _files_lock:
-            secret = _files.get(config.metrics_password_file)
+            secret = _files.get(config.metrics.password_file)
             if secret is None:
-                secret = _files[config.metrics_password_file] = _SecretFile(
-                    config.metrics_password_file
+                secret = _files[config.metrics.password_file] = _SecretFile(
+                    config.metrics.password_file
                 )
         return secret.read()
-    if config.metrics_password:
-        return config.metrics_password.encode()
+    if config.metrics.password:
+        return config.metrics.password.encode()
     return None
 
 

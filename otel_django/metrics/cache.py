@@ -216,17 +216,15 @@ def wrap_cache(cache: Any, alias: str, counts: CacheCounts) -> Any:
     return cache
 
 
-_counts: CacheCounts | None = None
-
-
 def instrument_caches(meter: Meter) -> CacheCounts:
-    """Counts the operations of every cache object Django creates. Idempotent."""
-    global _counts
-    if _counts is not None:
-        return _counts
+    """Counts the operations of every cache object Django creates. Idempotent: the counts
+    live on the patched ``CacheHandler.create_connection``."""
     from django.core.cache import CacheHandler, caches
 
-    counts = _counts = CacheCounts()
+    installed: CacheCounts | None = getattr(CacheHandler.create_connection, "_otel_django", None)
+    if installed is not None:
+        return installed
+    counts = CacheCounts()
     meter.create_observable_counter(
         "otel_django.cache.requests",
         callbacks=[counts.observe],
@@ -238,6 +236,7 @@ def instrument_caches(meter: Meter) -> CacheCounts:
     def create_connection(self: CacheHandler, alias: str) -> Any:
         return wrap_cache(original(self, alias), alias, counts)
 
+    create_connection._otel_django = counts  # type: ignore[attr-defined]
     CacheHandler.create_connection = create_connection  # type: ignore[method-assign]
     for alias in caches:  # cache objects are lazy: creating this thread's costs nothing
         wrap_cache(caches[alias], alias, counts)

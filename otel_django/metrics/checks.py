@@ -10,7 +10,7 @@ from ..config import Config
 def check_metrics(config: Config) -> list[CheckMessage]:
     if not config.metrics_pulled:
         return []
-    if not config.metrics_password and not config.metrics_password_file:
+    if not config.metrics.password and not config.metrics.password_file:
         return [
             Warning(
                 "No metrics password is set, so /metrics answers 401 to everyone (fail closed).",
@@ -19,9 +19,9 @@ def check_metrics(config: Config) -> list[CheckMessage]:
             )
         ]
     messages: list[CheckMessage] = []
-    path = config.metrics_password_file
+    path = config.metrics.password_file
     if path:
-        if config.metrics_password:
+        if config.metrics.password:
             messages.append(
                 Warning(
                     "Both METRICS_PASSWORD and METRICS_PASSWORD_FILE are set: the file is used.",

@@ -6,7 +6,8 @@ from the request's server span.
 
 ``http.server.active_requests`` is an observable up-down counter over a plain in-process
 count: two SDK measurements per request fewer than a synchronous up-down counter, and the
-same series. The count is shared by every middleware instance of the process.
+same series. The count is the process's (``Runtime.lifecycle.active_requests``), shared by
+every middleware instance.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import Attributes
 
 from .aggregate import AttributeValues, HistogramSpec
-from .instruments import Histogram
+from .instruments import Histogram, PipelineSource
 
 # Bucket boundaries advised by the semantic conventions for http.server.request.duration.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -27,7 +28,9 @@ SIZE_BUCKETS = (0, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 QUERY_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
-class _ActiveRequests:
+class ActiveRequests:
+    """In-flight requests per attribute set, observed by ``http.server.active_requests``."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[tuple[tuple[str, object], ...], int] = {}
@@ -54,9 +57,6 @@ class _ActiveRequests:
         with self._lock:
             items = list(self._counts.items())
         return [Observation(count, dict(key)) for key, count in items]  # type: ignore[arg-type]
-
-
-_active = _ActiveRequests()
 
 
 HTTP_ATTRIBUTES = (
@@ -101,19 +101,28 @@ QUERIES_PER_REQUEST = HistogramSpec(
 class HttpServerMetrics:
     """Records a request's measurements; attribute values in ``HTTP_ATTRIBUTES`` order."""
 
-    def __init__(self, meter: Meter, scope: str) -> None:
-        _active.register(meter)
-        self.duration = Histogram(DURATION, scope)
-        self.request_size = Histogram(REQUEST_SIZE, scope)
-        self.response_size = Histogram(RESPONSE_SIZE, scope)
-        self.queries = Histogram(QUERIES_PER_REQUEST, scope)
+    def __init__(
+        self,
+        meter: Meter,
+        scope: str,
+        source: PipelineSource,
+        active: ActiveRequests | None = None,
+    ) -> None:
+        """``source``: where the histograms find the pipeline; ``active``: the count of
+        in-flight requests (default: one of its own)."""
+        self._active = active = active or ActiveRequests()
+        active.register(meter)
+        self.duration = Histogram(DURATION, scope, source)
+        self.request_size = Histogram(REQUEST_SIZE, scope, source)
+        self.response_size = Histogram(RESPONSE_SIZE, scope, source)
+        self.queries = Histogram(QUERIES_PER_REQUEST, scope, source)
 
     def request_started(self, attributes: Attributes) -> None:
-        _active.add(attributes, 1)
+        self._active.add(attributes, 1)
 
     def request_not_counted(self, active_attributes: Attributes) -> None:
         """A request dropped from telemetry after it started (otel_django's own views)."""
-        _active.add(active_attributes, -1)
+        self._active.add(active_attributes, -1)
 
     def request_finished(
         self,
@@ -127,7 +136,7 @@ class HttpServerMetrics:
     ) -> None:
         """``span_context``: the server span's, for exemplars; ``queries``: how many database
         queries the request ran (``None``: not known, nothing recorded)."""
-        _active.add(active_attributes, -1)
+        self._active.add(active_attributes, -1)
         self.duration.record(duration_s, values, span_context)
         if request_size is not None:
             self.request_size.record(request_size, values)

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-
 from opentelemetry import metrics
 
 from .. import __version__
 from ..config import Config
 from ..instrumentation import when_imported
 
-_lock = threading.Lock()
-_done = False
-
 
 def instrument(config: Config) -> None:
-    """Installs the Django-side metric instruments. Idempotent."""
-    global _done
-    with _lock:
-        if _done or not config.metrics_on:
-            return
-        _done = True
+    """Installs the Django-side metric instruments; startup calls it once per process."""
+    if not config.metrics_on:
+        return
     from .cache import instrument_caches
     from .migrations import instrument_migrations
     from .pools import instrument_pools, track_sqlalchemy_engines

@@ -1,10 +1,12 @@
 """The histograms instrumentations record into on the request and query paths.
 
-A :class:`Histogram` records into this process's in-place aggregate (``aggregate.py``) when
-otel_django built the MeterProvider, and into an ordinary SDK histogram of the global meter
-when the application set up its own. It binds at its first measurement and again whenever the
-process's pipeline changes, which is what happens after a pre-fork server forks a worker: an
-instrument created in the master (``--preload``) records into the worker's own pipeline.
+A :class:`Histogram` is built with the source of the process's pipeline (the
+:class:`~otel_django.runtime.Runtime`, whose ``pipeline`` is set when otel_django builds the
+MeterProvider). It records into that pipeline's in-place aggregate (``aggregate.py``), and into
+an ordinary SDK histogram of the global meter while there is none (the application set up its
+own MeterProvider). It binds at its first measurement and again whenever the source's pipeline
+changes, which is what happens after a pre-fork server forks a worker: an instrument created in
+the master (``--preload``) records into the worker's own pipeline.
 
 ``record()`` takes the span context of the measurement's span, if the caller has one at hand
 (the request's server span, the query's span): the in-place aggregate may keep it as the
@@ -20,12 +22,18 @@ from opentelemetry import metrics
 from opentelemetry.trace import SpanContext
 
 from .. import __version__
-from . import provider
 from .aggregate import AttributeValues, HistogramSpec
 from .pipeline import Pipeline
 
 _ATTRIBUTE_CACHE_MAX = 4096
 _UNBOUND: Any = object()
+
+
+class PipelineSource(Protocol):
+    """Where an instrument finds the process's pipeline (``None``: not built by otel_django)."""
+
+    @property
+    def pipeline(self) -> Pipeline | None: ...
 
 
 class _Recorder(Protocol):
@@ -61,11 +69,12 @@ class _SdkHistogram:
 class Histogram:
     """A histogram with fixed attribute names, recorded with a tuple of their values."""
 
-    __slots__ = ("_bound_to", "_recorder", "_scope", "spec")
+    __slots__ = ("_bound_to", "_recorder", "_scope", "_source", "spec")
 
-    def __init__(self, spec: HistogramSpec, scope: str) -> None:
+    def __init__(self, spec: HistogramSpec, scope: str, source: PipelineSource) -> None:
         self.spec = spec
         self._scope = scope
+        self._source = source
         self._bound_to: Pipeline | None = _UNBOUND
         self._recorder: _Recorder | None = None
 
@@ -75,7 +84,7 @@ class Histogram:
         """``values`` has one entry per ``spec.attribute_names``, ``None`` where absent;
         ``span_context`` is that of the span the measurement belongs to (for exemplars)."""
         recorder = self._recorder
-        pipeline = provider.pipeline()
+        pipeline = self._source.pipeline
         if recorder is None or pipeline is not self._bound_to:
             recorder = self._bind(pipeline)
         recorder.record(value, values, span_context)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -21,9 +21,6 @@ from .multiprocess import answering_peer
 logger = logging.getLogger("otel_django.metrics")
 
 TIMEOUT_S = 2.0
-
-_lock = threading.Lock()
-_running: threading.Thread | None = None
 
 
 def unapplied_migrations() -> dict[str, int]:
@@ -46,36 +43,54 @@ def unapplied_migrations() -> dict[str, int]:
     return counts
 
 
-def observe(options: CallbackOptions) -> Iterable[Observation]:
-    global _running
-    if answering_peer():
-        return []
-    result: dict[str, int] = {}
+class UnappliedMigrations:
+    """The gauge's callback: ``count`` (default :func:`unapplied_migrations`) run in a daemon
+    thread, at most one at a time, waited for ``timeout_s``."""
 
-    def run() -> None:
-        result.update(unapplied_migrations())
+    def __init__(
+        self,
+        count: Callable[[], dict[str, int]] = unapplied_migrations,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        self._count = count
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._running: threading.Thread | None = None
 
-    with _lock:
-        if _running is not None and _running.is_alive():
-            logger.warning("unapplied migrations: the previous check still runs; skipped")
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        if answering_peer():
             return []
-        thread = threading.Thread(target=run, name="otel_django-migrations", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:
-            # "can't create new thread at interpreter shutdown": a worker's final snapshot,
-            # taken from atexit (gunicorn without the shipped hooks). Gauges leave with it.
+        result: dict[str, int] = {}
+
+        def run() -> None:
+            result.update(self._count())
+
+        with self._lock:
+            if self._running is not None and self._running.is_alive():
+                logger.warning("unapplied migrations: the previous check still runs; skipped")
+                return []
+            thread = threading.Thread(target=run, name="otel_django-migrations", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                # "can't create new thread at interpreter shutdown": a worker's final snapshot,
+                # taken from atexit (gunicorn without the shipped hooks). Gauges leave with it.
+                return []
+            self._running = thread
+        thread.join(self._timeout_s)
+        if thread.is_alive():
+            logger.warning(
+                "unapplied migrations: no answer within %.1fs; left out", self._timeout_s
+            )
             return []
-        _running = thread
-    thread.join(TIMEOUT_S)
-    if thread.is_alive():
-        logger.warning("unapplied migrations: no answer within %.1fs; left out", TIMEOUT_S)
-        return []
-    return [Observation(count, {"otel_django.db.alias": alias}) for alias, count in result.items()]
+        return [
+            Observation(count, {"otel_django.db.alias": alias}) for alias, count in result.items()
+        ]
 
 
-def instrument_migrations(meter: Meter) -> None:
+def instrument_migrations(meter: Meter, gauge: UnappliedMigrations | None = None) -> None:
+    gauge = gauge or UnappliedMigrations()
     meter.create_observable_gauge(
-        "otel_django.db.migrations.unapplied", callbacks=[observe], unit="{migration}",
+        "otel_django.db.migrations.unapplied", callbacks=[gauge.observe], unit="{migration}",
         description="Migrations known to the code and not applied, per database alias.",
     )  # fmt: skip

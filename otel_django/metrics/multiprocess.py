@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import servers
+from ..config import Prefork
 from .exposition import (
     ALL,
     LIVE,
@@ -145,8 +146,15 @@ def _prepare_directory(path: Path) -> None:
 class Exchange:
     """This worker's side of the exchange: answers peers, and merges them when scraped."""
 
-    def __init__(self, directory: Path, collect: Callable[[], Snapshot], limit: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        collect: Callable[[], Snapshot],
+        limit: int,
+        peer_timeout_s: float = PEER_TIMEOUT_S,
+    ) -> None:
         self.directory = directory
+        self.peer_timeout_s = peer_timeout_s
         self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._collect = collect
         self._limit = limit
@@ -207,7 +215,7 @@ class Exchange:
                 continue
             with conn:
                 try:
-                    conn.settimeout(PEER_TIMEOUT_S)
+                    conn.settimeout(self.peer_timeout_s)
                     if conn.recv(1) != b"?":
                         continue
                     data = self._answer()
@@ -322,9 +330,9 @@ class Exchange:
         return Snapshot(merged, common)
 
     def _ask_all(self, peers: list[Path]) -> dict[Path, bytes | None]:
-        """Every peer's snapshot, all asked at once and given ``PEER_TIMEOUT_S`` in all:
+        """Every peer's snapshot, all asked at once and given ``peer_timeout_s`` in all:
         ``None`` for a peer that is gone, ``b""`` for one that did not answer in time."""
-        deadline = time.monotonic() + PEER_TIMEOUT_S
+        deadline = time.monotonic() + self.peer_timeout_s
         answers: dict[Path, bytes | None] = {}
         selector = selectors.DefaultSelector()
         try:
@@ -507,7 +515,7 @@ def _merged_ids(raw: bytes) -> list[str]:
     return ids
 
 
-def wanted(multiprocess_dir: str | None, prefork: str) -> bool:
+def wanted(multiprocess_dir: str | None, prefork: Prefork) -> bool:
     """Whether this process is one worker of several: a directory is set, ``PREFORK=true``, or
     a server with several workers runs it (:func:`otel_django.servers.has_sibling_workers`)."""
     return servers.has_sibling_workers(multiprocess_dir, prefork)

@@ -11,6 +11,9 @@
   a ``MetricReader`` is registered as it is (it sees the SDK's metrics only; from
   opentelemetry-sdk 1.45.2 on, with the cardinality limits it was built with).
 * ``none``: no metrics at all.
+
+:func:`build_meter_provider` returns the provider and its :class:`~.pipeline.Pipeline`; startup
+keeps the pipeline on the runtime, where instruments and the metrics view find it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.sdk.resources import Resource
 
 from .. import servers
-from ..config import Config
+from ..config import Config, Prefork
 from ..export import Notes, build, choose
 from . import cardinality, multiprocess
 from .pipeline import Pipeline
@@ -47,8 +50,6 @@ DROPPED_INSTRUMENTS = (
     "http.server.response.body.size",
 )
 
-_pipeline: Pipeline | None = None
-
 
 def _pulled() -> None:
     """``prometheus``: the metrics view, fed by the scrape reader every provider has."""
@@ -61,11 +62,13 @@ def _console() -> Any:
     return ConsoleMetricExporter(out=sys.stderr)  # stdout carries the JSON log lines
 
 
-def push_readers(config: Config, resource: Resource, notes: Notes) -> list[MetricReader]:
+def push_readers(
+    config: Config, resource: Resource, notes: Notes, pipeline: Pipeline | None = None
+) -> list[MetricReader]:
     """A reader per configured exporter other than ``prometheus``."""
     readers: list[MetricReader] = []
     own: dict[str, Callable[[], Any]] = {"prometheus": _pulled, "console": _console}
-    for choice in choose("metrics", config.metrics_exporter, os.environ, notes, own):
+    for choice in choose("metrics", config.metrics.exporter, config.exporter_variables, notes, own):
         built = build(choice, "metrics", notes)
         if built is None:
             continue
@@ -76,8 +79,8 @@ def push_readers(config: Config, resource: Resource, notes: Notes) -> list[Metri
 
             readers.append(
                 PeriodicExportingMetricReader(
-                    PushExporter(built, pipeline, resource),
-                    **cardinality.reader_options(config.metrics_cardinality_limit),
+                    PushExporter(built, lambda: pipeline, resource),
+                    **cardinality.reader_options(config.metrics.cardinality_limit),
                 )
             )
     return readers
@@ -85,31 +88,28 @@ def push_readers(config: Config, resource: Resource, notes: Notes) -> list[Metri
 
 def build_meter_provider(
     config: Config, resource: Resource, notes: Notes | None = None
-) -> MeterProvider:
-    global _pipeline
+) -> tuple[MeterProvider, Pipeline]:
+    """The MeterProvider and the pipeline of its in-place histograms and scrapes."""
     notes = notes or Notes()
-    reader = ScrapeReader(config.metrics_cardinality_limit)
+    reader = ScrapeReader(config.metrics.cardinality_limit)
     views = [
         View(instrument_name=name, aggregation=DropAggregation()) for name in DROPPED_INSTRUMENTS
     ]
     # otel_django's request and query histograms sample their own exemplars (aggregate.py,
     # METRICS_EXEMPLAR_FILTER); the SDK's instruments only when OTEL_METRICS_EXEMPLAR_FILTER
     # asks: sampling costs every measurement in a trace.
-    exemplar_filter = (
-        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
-    )
-    pipeline = Pipeline(reader, config.metrics_cardinality_limit, config.metrics_exemplar_filter)
-    _pipeline = pipeline
+    exemplar_filter = None if config.metrics.sdk_exemplar_filter_set else AlwaysOffExemplarFilter()
+    pipeline = Pipeline(reader, config.metrics.cardinality_limit, config.metrics.exemplar_filter)
     provider = MeterProvider(
         resource=resource,
-        metric_readers=[reader, *push_readers(config, resource, notes)],
+        metric_readers=[reader, *push_readers(config, resource, notes, pipeline)],
         views=views,
         exemplar_filter=exemplar_filter,
     )
     if config.metrics_pulled and multiprocess.wanted(
-        config.metrics_multiprocess_dir, config.prefork
+        config.metrics.multiprocess_dir, config.prefork
     ):
-        if servers.in_prefork_master("auto"):
+        if servers.in_prefork_master(Prefork.AUTO):
             # Built in a pre-fork master all the same (PREFORK=false): the workers inherit this
             # provider, and each joins the exchange right after its fork.
             started: set[int] = set()
@@ -122,12 +122,12 @@ def build_meter_provider(
             servers.call_after_fork(start_in_worker)
         else:
             _start_exchange(pipeline, config)
-    return provider
+    return provider, pipeline
 
 
 def _start_exchange(pipeline: Pipeline, config: Config) -> None:
-    directory = multiprocess.default_directory(config.metrics_multiprocess_dir)
-    multiprocess.remove_stale_directories(config.metrics_multiprocess_dir)
+    directory = multiprocess.default_directory(config.metrics.multiprocess_dir)
+    multiprocess.remove_stale_directories(config.metrics.multiprocess_dir)
     try:
         pipeline.start_exchange(directory)
     except OSError as exc:
@@ -136,13 +136,3 @@ def _start_exchange(pipeline: Pipeline, config: Config) -> None:
             "each scrape shows only the worker that answers it",
             exc,
         )
-
-
-def pipeline() -> Pipeline | None:
-    """The metrics pipeline of this process, if otel_django built its MeterProvider."""
-    return _pipeline
-
-
-def scrape_reader() -> ScrapeReader | None:
-    """The reader of this process's MeterProvider, if otel_django built it."""
-    return _pipeline.reader if _pipeline is not None else None

@@ -2,7 +2,9 @@
 
 OpenMetrics when the ``Accept`` header asks for it (Prometheus does), gzip when
 ``Accept-Encoding`` allows it. Basic auth is required, and the view serves nothing while no
-password is set (fail closed); ``manage.py check`` says so.
+password is set (fail closed); ``manage.py check`` says so. Django constructs the view: it
+reads the configuration and the metrics pipeline from the process's runtime
+(:func:`otel_django.runtime.current`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from django.http import (
 )
 from django.views.decorators.cache import never_cache
 
-from ..runtime import get_config
-from . import auth, provider
+from .. import runtime
+from . import auth
 from .exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 
 logger = logging.getLogger("otel_django.metrics")
@@ -69,20 +71,21 @@ def _unauthorized() -> HttpResponse:
 @login_not_required
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponseBase:
-    config = get_config()
+    current = runtime.current()
+    config = current.config
     if not config.metrics_pulled:  # METRICS_ENABLED=false, OTEL_METRICS_EXPORTER without prometheus
         return HttpResponseNotFound("metrics are not served here\n", content_type="text/plain")
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     meta = request.META
-    if not auth.client_allowed(meta, config.metrics_allowed_networks, config.trust_x_forwarded_for):
+    if not auth.client_allowed(meta, config.metrics.allowed_networks, config.trust_x_forwarded_for):
         return HttpResponseForbidden("forbidden\n", content_type="text/plain")
     password = auth.expected_password(config)
     if password is None or not auth.check_basic_auth(
-        meta.get("HTTP_AUTHORIZATION"), config.metrics_username.encode(), password
+        meta.get("HTTP_AUTHORIZATION"), config.metrics.username.encode(), password
     ):
         return _unauthorized()
-    pipeline = provider.pipeline()
+    pipeline = current.pipeline
     if pipeline is None:
         return HttpResponse(
             "otel_django does not collect metrics in this process\n",

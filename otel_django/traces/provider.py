@@ -7,7 +7,6 @@ otel_django's tree printer on stderr, printed as each request ends.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,24 +36,21 @@ _BUILT_IN_SAMPLERS: Mapping[str, Callable[[float], Sampler]] = {
 }
 
 
-def build_sampler(
-    config: Config, notes: Notes | None = None, environ: Mapping[str, str] | None = None
-) -> Sampler:
+def build_sampler(config: Config, notes: Notes | None = None) -> Sampler:
     """The sampler ``TRACES_SAMPLER`` names: one of the SDK's, or an
     ``opentelemetry_traces_sampler`` entry point called with ``OTEL_TRACES_SAMPLER_ARG``
     (as the SDK configurator does). A name that cannot be served is one warning naming the
     variable; the default sampler is used instead."""
-    name, ratio = config.traces_sampler, config.traces_sampler_arg
+    name, ratio = config.traces.sampler, config.traces.sampler_arg
     built_in = _BUILT_IN_SAMPLERS.get(name)
     if built_in is not None:
         return built_in(ratio)
-    environ = os.environ if environ is None else environ
-    variable = "OTEL_TRACES_SAMPLER" if environ.get("OTEL_TRACES_SAMPLER") else "TRACES_SAMPLER"
+    variable = "OTEL_TRACES_SAMPLER" if config.traces.sampler_from_environment else "TRACES_SAMPLER"
     try:
         from importlib.metadata import entry_points
 
         factory = next(iter(entry_points(group="opentelemetry_traces_sampler", name=name)), None)
-        sampler = factory.load()(environ.get("OTEL_TRACES_SAMPLER_ARG")) if factory else None
+        sampler = factory.load()(config.traces.sampler_arg_text) if factory else None
         if isinstance(sampler, Sampler):
             return sampler
         reason = "no such sampler is installed" if factory is None else "not a Sampler"
@@ -72,14 +68,12 @@ def _console() -> SpanExporter:
     return ConsoleTreeExporter()
 
 
-def build_span_processors(
-    config: Config, notes: Notes, environ: Mapping[str, str] | None = None
-) -> list[SpanProcessor]:
-    environ = os.environ if environ is None else environ
+def build_span_processors(config: Config, notes: Notes) -> list[SpanProcessor]:
+    environ = config.exporter_variables
     processors: list[SpanProcessor] = []
     own: dict[str, Callable[[], Any]] = {"console": _console}
     for choice in choose(
-        "traces", config.traces_exporter, environ, notes, own, SPAN_EXPORTER_CLASSES
+        "traces", config.traces.exporter, environ, notes, own, SPAN_EXPORTER_CLASSES
     ):
         exporter = build(choice, "traces", notes)
         if exporter is None:
@@ -89,7 +83,7 @@ def build_span_processors(
             processors.append(SimpleSpanProcessor(exporter))
         else:
             processor = batch_processor(
-                BatchSpanProcessor, GuardedSpanExporter(exporter), "OTEL_BSP", notes
+                BatchSpanProcessor, GuardedSpanExporter(exporter), "OTEL_BSP", notes, environ
             )
             if processor is not None:
                 processors.append(processor)

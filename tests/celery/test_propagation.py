@@ -58,7 +58,7 @@ def worker() -> Iterator[None]:
         yield
     # Celery's Django fixup ran django.setup() again in this process, and with it Django's
     # default LOGGING: a real worker runs it once, before otel_django's own setup.
-    configure_logging(runtime.get_config())
+    configure_logging(runtime.current().config)
 
 
 def test_a_task_continues_the_callers_trace_and_request_id(

@@ -209,7 +209,9 @@ def test_grpc_for_every_signal_and_service_name_over_resource_attributes(
     assert "grpc extra" not in output  # installed here: no fallback
 
 
-def test_grpc_without_the_extra_is_one_warning_and_http(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpc_without_the_extra_is_one_warning_and_http() -> None:
+    import logging
+
     from otel_django import export
     from otel_django.export import Notes, choose
 
@@ -219,11 +221,21 @@ def test_grpc_without_the_extra_is_one_warning_and_http(monkeypatch: pytest.Monk
         ("logs", "otlp_proto_grpc"): "no_such_grpc_package_4471.log_exporter:X",
     }
     warned: list[str] = []
-    monkeypatch.setattr(export.logger, "warning", lambda fmt, message: warned.append(message))
-    notes = Notes()
-    environ = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    (traces,) = choose("traces", ["otlp"], environ, notes, otlp_classes=classes)
-    (logs,) = choose("logs", ["otlp"], environ, notes, otlp_classes=classes)
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno == logging.WARNING:
+                warned.append(record.getMessage())
+
+    collect = Collect()
+    export.logger.addHandler(collect)
+    try:
+        notes = Notes()
+        environ = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        (traces,) = choose("traces", ["otlp"], environ, notes, otlp_classes=classes)
+        (logs,) = choose("logs", ["otlp"], environ, notes, otlp_classes=classes)
+    finally:
+        export.logger.removeHandler(collect)
     assert traces.factory.__module__ == "opentelemetry.exporter.otlp.proto.http.trace_exporter"
     assert logs.factory.__module__ == "opentelemetry.exporter.otlp.proto.http._log_exporter"
     assert len(warned) == 1 and "otel_django[grpc]" in warned[0]

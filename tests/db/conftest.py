@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from otel_django.db.django import observer
+from otel_django import runtime
 from tests.support.shop import seed
 
 ALIAS = "postgres"
@@ -43,7 +43,8 @@ def without_observer() -> Callable[[str], Any]:
     def remove(alias: str) -> Iterator[None]:
         connection = connections[alias]
         connection.ensure_connection()
-        wrapper = observer()
+        wrapper = runtime.current().observer
+        assert wrapper is not None, "otel_django did not instrument the ORM"
         connection.execute_wrappers.remove(wrapper)
         try:
             with suppress_instrumentation():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 from django.test import AsyncClient, Client
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,7 +17,7 @@ from shop.models import Category, Product
 from otel_django import runtime
 from otel_django.config import Config
 from otel_django.db import insight
-from otel_django.db.django import QueryObserver, observer
+from otel_django.db.django import QueryObserver
 from otel_django.db.explain import explain_sqlite
 from tests.support.metrics import counter_total
 from tests.support.shop import seed
@@ -109,14 +108,14 @@ def test_explain_sqlite_honours_its_time_budget_and_removes_its_handler() -> Non
 def test_query_parameters_are_recorded_only_when_switched_on(
     spans: InMemorySpanExporter, shop: None
 ) -> None:
-    config = runtime.get_config()
+    config = runtime.current().config
     connection.ensure_connection()
     spans.clear()
-    live = observer()
+    live = runtime.current().observer
     connection.execute_wrappers.remove(live)
     try:
         for record in (False, True):
-            opted = QueryObserver(dataclasses.replace(config, record_query_parameters=record))
+            opted = QueryObserver(config.replace(record_query_parameters=record))
             with connection.execute_wrapper(opted):
                 list(Product.objects.filter(name=CANARY, price_cents=5))
                 with connection.cursor() as cursor:
@@ -180,7 +179,7 @@ def test_scope_reports_n_plus_one_once_with_the_final_count(
     override_config(n_plus_one_threshold=3)
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("task") as span:
-        token = insight.begin_request(span)
+        token = insight.begin_request(span, runtime.current().insight)
         for product in Product.objects.all():
             product.category.name  # noqa: B018
         for _ in range(4):
@@ -221,18 +220,27 @@ def test_caller_location_skips_library_frames() -> None:
     assert location.line == line
 
 
+def _in_place_of_the_live_observer(
+    monkeypatch: pytest.MonkeyPatch, replacement: QueryObserver
+) -> None:
+    connection.ensure_connection()
+    live = runtime.current().observer
+    assert live in connection.execute_wrappers
+    wrappers = [replacement if w is live else w for w in connection.execute_wrappers]
+    monkeypatch.setattr(connections["default"], "execute_wrappers", wrappers)
+
+
 @pytest.mark.usefixtures("within_a_span")
 def test_insight_never_raises_into_the_query(
-    spans: InMemorySpanExporter,
-    override_config: Callable[..., Config],
-    monkeypatch: pytest.MonkeyPatch,
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    override_config(slow_query_ms=0)
-
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("telemetry bug")
 
-    monkeypatch.setattr(insight, "caller_location", broken)
+    config = runtime.current().config.replace(SLOW_QUERY_MS=0)
+    slow_and_broken = insight.Insight(config.db, locate=broken)
+    _in_place_of_the_live_observer(monkeypatch, QueryObserver(config, slow_and_broken))
+    spans.clear()
     assert Category.objects.count() == 0
     assert [s.kind for s in spans.get_finished_spans()] == [SpanKind.CLIENT]
 
@@ -240,12 +248,13 @@ def test_insight_never_raises_into_the_query(
 def test_a_failure_before_the_query_never_stops_it(
     spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import otel_django.db.django as module
-
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("telemetry bug")
 
-    monkeypatch.setattr(module, "describe", broken)
+    live = runtime.current()
+    _in_place_of_the_live_observer(
+        monkeypatch, QueryObserver(live.config, live.insight, describe=broken)
+    )
     spans.clear()
     assert Category.objects.count() == 0
     assert not spans.get_finished_spans()

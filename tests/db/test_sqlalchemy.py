@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_django import runtime
 from otel_django.config import Config
 from otel_django.db import insight
 from tests.support.services import PG_HOST, PG_PORT
@@ -84,7 +85,7 @@ def test_n_plus_one_through_sqlalchemy_is_reported_once_per_scope(
 ) -> None:
     override_config(n_plus_one_threshold=5)
     with trace.get_tracer("test").start_as_current_span("request") as span:
-        token = insight.begin_request(span)
+        token = insight.begin_request(span, runtime.current().insight)
         with engine.connect() as conn:
             ids = [row.id for row in conn.execute(sqlalchemy.text("SELECT id FROM item"))]
             for item_id in ids:
@@ -171,7 +172,8 @@ def test_old_semantic_conventions_statement_is_sanitized_too(spans: InMemorySpan
     from otel_django import runtime
     from otel_django.db.sqlalchemy import _Hooks
 
-    hooks = _Hooks(runtime.get_config(), insight.configure(runtime.get_config()))
+    live = runtime.current()
+    hooks = _Hooks(live.config, live.insight)
 
     class Dialect:
         name = "sqlite"
@@ -200,15 +202,32 @@ def test_old_semantic_conventions_statement_is_sanitized_too(spans: InMemorySpan
 def test_parameters_are_recorded_only_when_switched_on(
     engine: sqlalchemy.Engine, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from otel_django.db import sqlalchemy as module
+    from otel_django import runtime
+    from otel_django.db.sqlalchemy import _Hooks
 
-    hooks = module._installed
+    live = runtime.current()
+    hooks = live.sqlalchemy_hooks
     assert hooks is not None
+    opted = _Hooks(live.config.replace(RECORD_QUERY_PARAMETERS=True), live.insight, hooks.duration)
     spans.clear()
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text("SELECT name FROM item WHERE name = :name"), {"name": CANARY})
-        monkeypatch.setattr(hooks, "record_parameters", True)
-        conn.execute(sqlalchemy.text("SELECT name FROM item WHERE id = :id"), {"id": 2})
+        # Hooks recording parameters in place of the process's, for one statement.
+        sqlalchemy.event.remove(
+            sqlalchemy.Engine, "after_cursor_execute", hooks.after_cursor_execute
+        )
+        sqlalchemy.event.listen(
+            sqlalchemy.Engine, "after_cursor_execute", opted.after_cursor_execute
+        )
+        try:
+            conn.execute(sqlalchemy.text("SELECT name FROM item WHERE id = :id"), {"id": 2})
+        finally:
+            sqlalchemy.event.remove(
+                sqlalchemy.Engine, "after_cursor_execute", opted.after_cursor_execute
+            )
+            sqlalchemy.event.listen(
+                sqlalchemy.Engine, "after_cursor_execute", hooks.after_cursor_execute
+            )
 
     off, opted = statement_spans(spans)
     assert CANARY not in str(dict(off.attributes))

@@ -18,6 +18,7 @@ from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 
+from otel_django import runtime
 from otel_django.config import Config
 from otel_django.health import checks as health_checks
 from otel_django.health import register_check, unregister_check
@@ -250,7 +251,7 @@ def test_readiness_fails_with_unapplied_migrations(client: Client, sqlite_only: 
     assert status == 503
     assert body["checks"]["migrations"]["status"] == "fail"
     assert "unapplied migrations: 1 on 'default'" in body["checks"]["migrations"]["error"]
-    health_checks.forget_migration_state()
+    runtime.current().health.migrations_applied.clear()
     assert get_json(client, "/readyz")[0] == 200
 
 

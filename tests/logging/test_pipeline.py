@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_django import runtime
-from otel_django.config import ConfigError
+from otel_django.config import ConfigError, load_config
 from otel_django.logging.output import LineLogger, LineWriter, PipelineHandler
 from otel_django.logging.processors import Timestamps, merge_contextvars, rfc3339
 from otel_django.logging.setup import build_processors, configure_logging
@@ -65,7 +65,10 @@ class Pipeline:
 
 
 def make_pipeline(**changes: Any) -> Pipeline:
-    config = dataclasses.replace(runtime.get_config(), **changes)
+    if "log_processors" in changes:  # dotted paths, loaded as the configuration loads them
+        paths = list(changes["log_processors"])
+        changes["log_processors"] = load_config({}, {"LOG_PROCESSORS": paths}).logging.processors
+    config = runtime.current().config.replace(**changes)
     stream = io.StringIO()
     writer = LineWriter(stream)
     processors = build_processors(config)
@@ -402,7 +405,7 @@ def test_a_broken_stdout_never_reaches_the_caller() -> None:
 def test_an_ascii_stdout_still_gets_valid_json() -> None:
     stream = AsciiStream()
     bound = structlog.wrap_logger(
-        LineLogger("x", LineWriter(stream)), processors=build_processors(runtime.get_config())
+        LineLogger("x", LineWriter(stream)), processors=build_processors(runtime.current().config)
     )
     bound.info("zoé 🎉")
     stream.flush()
@@ -440,13 +443,13 @@ def test_runserver_request_lines_are_redacted(lines: Lines) -> None:
 def test_logging_disabled_leaves_logging_alone() -> None:
     root = logging.getLogger()
     before = list(root.handlers), root.level, structlog.get_config()["processors"]
-    configure_logging(dataclasses.replace(runtime.get_config(), logging_enabled=False))
+    configure_logging(runtime.current().config.replace(logging_enabled=False))
     assert (list(root.handlers), root.level, structlog.get_config()["processors"]) == before
 
 
 def test_configuring_again_keeps_one_handler() -> None:
-    first = configure_logging(runtime.get_config())
-    second = configure_logging(runtime.get_config())
+    first = configure_logging(runtime.current().config)
+    second = configure_logging(runtime.current().config)
     assert first is not None and second is not None
     root_handlers = [h for h in logging.getLogger().handlers if isinstance(h, PipelineHandler)]
     assert root_handlers == [second.handler]

@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
-from otel_django.metrics import provider
+from otel_django import runtime
 from otel_django.metrics.aggregate import Aggregate, HistogramSpec
 from otel_django.metrics.exposition import OVERFLOW_LABELS, Snapshotter
 from otel_django.metrics.instruments import Histogram
@@ -76,23 +77,21 @@ def test_series_beyond_the_limit_go_to_overflow() -> None:
     assert sum(counts.values()) == 51
 
 
-def test_records_into_the_sdk_without_a_pipeline_then_into_the_pipeline(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pipeline = provider.pipeline()
+def test_records_into_the_sdk_without_a_pipeline_then_into_the_pipeline() -> None:
+    pipeline = runtime.current().pipeline
     assert pipeline is not None, "tests run with otel_django's MeterProvider"
-    histogram = Histogram(SPEC, "tests")
+    source = SimpleNamespace(pipeline=None)  # as in an application with its own MeterProvider
+    histogram = Histogram(SPEC, "tests", source)
     name = "test_aggregate_duration_seconds_count"
     where = {"http_request_method": "POST"}
     before = total(scrape(), name, where)
 
-    with monkeypatch.context() as patch:  # as in an application with its own MeterProvider
-        patch.setattr(provider, "_pipeline", None)
-        histogram.record(0.2, ("POST", 201, None))
+    histogram.record(0.2, ("POST", 201, None))
     assert pipeline.histogram(SPEC).family().points == {}  # it went to the SDK
     text = scrape()
     assert total(text, name, where) == before + 1
 
+    source.pipeline = pipeline  # otel_django's pipeline now exists (a worker after its fork)
     histogram.record(0.3, ("POST", 201, None))
     text = scrape()
     assert total(text, name, where) == before + 2  # SDK and aggregate: one series
@@ -100,7 +99,7 @@ def test_records_into_the_sdk_without_a_pipeline_then_into_the_pipeline(
 
 
 def test_a_second_definition_of_the_same_name_is_refused() -> None:
-    pipeline = provider.pipeline()
+    pipeline = runtime.current().pipeline
     assert pipeline is not None
     pipeline.histogram(SPEC)
     with pytest.raises(ValueError, match="defined twice"):

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_limit_folds_new_attribute_sets_into_overflow() -> None:
-    from otel_django.runtime import get_config
+    from otel_django import runtime
 
     reader = ScrapeReader(cardinality_limit=10)
     provider = MeterProvider(metric_readers=[reader])
@@ -45,7 +45,7 @@ def test_limit_folds_new_attribute_sets_into_overflow() -> None:
         data = reader.scrape()
     finally:
         # Before opentelemetry-sdk 1.45.2 the limit is the process's (otel_django._compat).
-        cardinality.reader_options(get_config().metrics_cardinality_limit)
+        cardinality.reader_options(runtime.current().config.metrics.cardinality_limit)
     assert data is not None
     metrics = {
         m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, TraceFlags
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from otel_django.metrics import provider
+from otel_django import runtime
 from otel_django.metrics.aggregate import Aggregate, HistogramSpec
 from otel_django.metrics.exposition import (
     OVERFLOW_LABELS,
@@ -259,7 +259,7 @@ def exemplar_lines(body: str, family: str) -> list[tuple[str, str, str]]:
 
 @pytest.mark.django_db
 def test_a_sampled_request_links_its_buckets_to_its_spans(spans: InMemorySpanExporter) -> None:
-    assert provider.pipeline() is not None
+    assert runtime.current().pipeline is not None
     client = Client()
     assert client.get("/products/").status_code == 200
     [server] = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]

@@ -189,19 +189,40 @@ def test_database_down_leaves_its_series_out(postgres_down: None) -> None:
 
 
 @pytest.mark.django_db
-def test_database_that_hangs_does_not_hold_the_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_that_hangs_does_not_hold_the_scrape() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
     def hang() -> dict[str, int]:
         time.sleep(migrations.TIMEOUT_S + 1.5)
         return {"default": 0}
 
-    monkeypatch.setattr(migrations, "unapplied_migrations", hang)
-    start = time.monotonic()
-    text = scrape()
-    assert time.monotonic() - start < migrations.TIMEOUT_S + 1.0
-    assert "otel_django_db_migrations_unapplied{" not in text
-    # The check still running is not started a second time.
-    assert scrape() and time.monotonic() - start < migrations.TIMEOUT_S + 1.4
-    time.sleep(1.6)
+    # The gauge as otel_django registers it, with a count that hangs, on a provider of its own.
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    gauge = migrations.UnappliedMigrations(count=hang)
+    migrations.instrument_migrations(provider.get_meter("tests"), gauge)
+
+    def scrape_points() -> list[object]:
+        data = reader.get_metrics_data()
+        return [
+            point
+            for resource_metrics in (data.resource_metrics if data else ())
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+            if metric.name == "otel_django.db.migrations.unapplied"
+            for point in metric.data.data_points
+        ]
+
+    try:
+        start = time.monotonic()
+        assert scrape_points() == []
+        assert time.monotonic() - start < migrations.TIMEOUT_S + 1.0
+        # The check still running is not started a second time.
+        assert scrape_points() == [] and time.monotonic() - start < migrations.TIMEOUT_S + 1.4
+        time.sleep(1.6)
+    finally:
+        provider.shutdown()
 
 
 @pytest.mark.django_db

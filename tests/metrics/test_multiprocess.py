@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from otel_django.config import Prefork
 from otel_django.metrics import multiprocess
 from otel_django.metrics.exposition import (
     ALL,
@@ -44,10 +45,15 @@ from otel_django.metrics.multiprocess import Exchange
 class Worker:
     """A fake worker whose metrics the test sets."""
 
-    def __init__(self, directory: Path, requests: int = 0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        requests: int = 0,
+        peer_timeout_s: float = multiprocess.PEER_TIMEOUT_S,
+    ) -> None:
         self.requests = requests
         self.active = 1
-        self.exchange = Exchange(directory, self.snapshot, limit=100)
+        self.exchange = Exchange(directory, self.snapshot, limit=100, peer_timeout_s=peer_timeout_s)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -141,10 +147,8 @@ def test_killed_worker_keeps_its_last_answer(workers: list[Worker], directory: P
     assert not (directory / f"{c.exchange.worker_id}.sock").exists()
 
 
-def test_slow_worker_counted_with_its_last_answer(
-    workers: list[Worker], directory: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    a, b, _ = workers
+def test_slow_worker_counted_with_its_last_answer(workers: list[Worker], directory: Path) -> None:
+    a, _, _ = workers
     assert value(a.scrape(), "requests_total") == 60
     # A worker that accepts and never answers (stuck holding the GIL elsewhere, say).
     stuck_id = "99999-stuck"
@@ -152,13 +156,15 @@ def test_slow_worker_counted_with_its_last_answer(
     listener.bind(str(directory / f"{stuck_id}.sock"))
     listener.listen(4)
     (directory / f"{stuck_id}.json").write_bytes(to_json(Worker(directory, 1000).snapshot()))
-    monkeypatch.setattr(multiprocess, "PEER_TIMEOUT_S", 0.3)
+    impatient = Worker(directory, requests=0, peer_timeout_s=0.3)  # adds nothing to the sums
+    impatient.exchange.start()
     try:
         start = time.monotonic()
-        assert value(b.scrape(), "requests_total") == 1060
+        assert value(impatient.scrape(), "requests_total") == 1060
         assert time.monotonic() - start < 2
     finally:
         listener.close()
+        impatient.exchange.close()
     # Now gone (refuses connections): its last snapshot moves to the archive.
     assert value(a.scrape(), "requests_total") == 1060
     assert value(a.scrape(), "requests_total") == 1060
@@ -238,10 +244,10 @@ def test_json_round_trip_and_rejects() -> None:
 
 
 def test_wanted() -> None:
-    assert multiprocess.wanted("/some/dir", "auto")
-    assert multiprocess.wanted(None, "true")
-    assert not multiprocess.wanted(None, "false")
-    assert not multiprocess.wanted(None, "auto")  # pytest is not gunicorn
+    assert multiprocess.wanted("/some/dir", Prefork.AUTO)
+    assert multiprocess.wanted(None, Prefork.TRUE)
+    assert not multiprocess.wanted(None, Prefork.FALSE)
+    assert not multiprocess.wanted(None, Prefork.AUTO)  # pytest is not gunicorn
 
 
 def test_stale_directories_of_gone_masters_are_removed(tmp_path: Path) -> None:
@@ -347,11 +353,12 @@ def test_admitted_record_survives_a_corrupt_file(directory: Path) -> None:
 
 
 def test_peers_are_asked_at_once_not_one_after_another(
-    workers: list[Worker], directory: Path, monkeypatch: pytest.MonkeyPatch
+    workers: list[Worker], directory: Path
 ) -> None:
-    """Several stuck peers cost one PEER_TIMEOUT_S, not one each: all are asked before the
+    """Several stuck peers cost one peer timeout, not one each: all are asked before the
     first one's time is up (asked one after another, each would wait for the previous)."""
-    monkeypatch.setattr(multiprocess, "PEER_TIMEOUT_S", 1.5)
+    asker = Worker(directory, requests=0, peer_timeout_s=1.5)  # adds nothing to the sums
+    asker.exchange.start()
     asked: list[float] = []
     listeners = []
     for n in range(3):
@@ -372,9 +379,10 @@ def test_peers_are_asked_at_once_not_one_after_another(
     for thread in threads:
         thread.start()
     try:
-        assert value(workers[0].scrape(), "requests_total") == 60 + 300
+        assert value(asker.scrape(), "requests_total") == 60 + 300
         assert len(asked) == 3 and max(asked) - min(asked) < 1.5
     finally:
+        asker.exchange.close()
         for thread in threads:
             thread.join()
         for listener in listeners:

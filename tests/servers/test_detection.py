@@ -21,6 +21,7 @@ import pytest
 from django.core.handlers.asgi import ASGIHandler
 
 from otel_django import servers
+from otel_django.config import Prefork
 from otel_django.metrics import multiprocess
 
 
@@ -42,20 +43,20 @@ def argv(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_a_test_run_is_one_process() -> None:
     assert servers.detect().role == servers.SINGLE
-    assert not servers.in_prefork_master("auto")
-    assert not servers.has_sibling_workers(None, "auto")
+    assert not servers.in_prefork_master(Prefork.AUTO)
+    assert not servers.has_sibling_workers(None, Prefork.AUTO)
 
 
 def test_gunicorn_master_and_worker(argv: Any) -> None:
     argv("/venv/bin/gunicorn", "mysite.wsgi", "--preload")
     assert servers.detect().role == servers.MASTER  # loading the app with --preload
-    assert servers.in_prefork_master("auto")
+    assert servers.in_prefork_master(Prefork.AUTO)
     worker = detect_from("/venv/lib/gunicorn/workers/sync.py")
     assert worker == servers.ServerProcess("gunicorn", servers.WORKER, os.getppid())
     # A fork hook or post_fork in the child runs inside Arbiter.spawn_worker.
     assert detect_from("/venv/lib/gunicorn/arbiter.py", "spawn_worker").role == servers.WORKER
     assert detect_from("/venv/lib/uvicorn_worker/_workers.py").role == servers.WORKER
-    assert servers.has_sibling_workers(None, "auto")
+    assert servers.has_sibling_workers(None, Prefork.AUTO)
     argv("/venv/lib/python3.13/site-packages/gunicorn/__main__.py", "mysite.wsgi")
     assert servers.detect().server == "gunicorn"
 
@@ -68,13 +69,13 @@ def test_uwsgi_master_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     uwsgi.worker_id = lambda: 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "uwsgi", uwsgi)
     assert servers.detect() == servers.ServerProcess("uwsgi", servers.MASTER)
-    assert servers.in_prefork_master("auto")
+    assert servers.in_prefork_master(Prefork.AUTO)
     uwsgi.worker_id = lambda: 2  # type: ignore[attr-defined]
     assert servers.detect() == servers.ServerProcess("uwsgi", servers.WORKER, 4242)
     assert servers.exchange_parent_pid() == 4242
-    assert servers.has_sibling_workers(None, "auto")
+    assert servers.has_sibling_workers(None, Prefork.AUTO)
     uwsgi.numproc = 1  # type: ignore[attr-defined]
-    assert not servers.has_sibling_workers(None, "auto")
+    assert not servers.has_sibling_workers(None, Prefork.AUTO)
     uwsgi.has_threads = 1  # type: ignore[attr-defined]
     assert servers.misconfiguration() is None
     uwsgi.has_threads = 0  # type: ignore[attr-defined]
@@ -85,12 +86,12 @@ def test_uwsgi_master_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_multiprocessing_workers(program: str, argv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     argv(f"/venv/bin/{program}", "mysite.asgi:application", "--workers", "2")
     assert servers.detect() == servers.ServerProcess(program, servers.SINGLE)
-    assert not servers.has_sibling_workers(None, "auto")  # no --workers: one process
+    assert not servers.has_sibling_workers(None, Prefork.AUTO)  # no --workers: one process
     parent = types.SimpleNamespace(pid=31337)
     monkeypatch.setattr(multiprocessing, "parent_process", lambda: parent)
     assert servers.detect() == servers.ServerProcess(program, servers.WORKER, 31337)
-    assert servers.has_sibling_workers(None, "auto")
-    assert not servers.in_prefork_master("auto")  # each worker imports the app itself
+    assert servers.has_sibling_workers(None, Prefork.AUTO)
+    assert not servers.in_prefork_master(Prefork.AUTO)  # each worker imports the app itself
     assert servers.exchange_parent_pid() == 31337
 
 
@@ -100,10 +101,10 @@ def test_runserver(argv: Any) -> None:
 
 
 def test_settings_override_detection() -> None:
-    assert servers.in_prefork_master("true") and not servers.in_prefork_master("false")
-    assert servers.has_sibling_workers(None, "true")
-    assert servers.has_sibling_workers("/some/dir", "auto")
-    assert multiprocess.wanted("/some/dir", "false")  # PREFORK=false never turns merging off
+    assert servers.in_prefork_master(Prefork.TRUE) and not servers.in_prefork_master(Prefork.FALSE)
+    assert servers.has_sibling_workers(None, Prefork.TRUE)
+    assert servers.has_sibling_workers("/some/dir", Prefork.AUTO)
+    assert multiprocess.wanted("/some/dir", Prefork.FALSE)  # PREFORK=false never turns merging off
 
 
 def _report_directory(queue: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from otel_django.metrics.provider import scrape_reader
+from otel_django import runtime
 from tests.support.auth import basic
 
 __all__ = ["counter_points", "counter_total", "samples", "scrape", "series", "total"]
@@ -56,10 +56,10 @@ def series(text: str, name: str) -> list[dict[str, str]]:
 
 def counter_points(name: str) -> list[tuple[dict[str, Any], float]]:
     """(attributes, value) of each point of the counter ``name``, read in process."""
-    reader = scrape_reader()
-    if reader is None:
+    pipeline = runtime.current().pipeline
+    if pipeline is None:
         pytest.fail("otel_django did not build the MeterProvider")
-    data = reader.scrape()
+    data = pipeline.reader.scrape()
     points = []
     for resource_metrics in data.resource_metrics if data else ():
         for scope_metrics in resource_metrics.scope_metrics:

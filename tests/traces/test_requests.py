@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.db import connections
@@ -296,20 +298,37 @@ def test_database_error_in_a_view_records_no_values(spans: InMemorySpanExporter)
 
 
 def test_a_failing_telemetry_step_never_fails_the_request(
-    spans: InMemorySpanExporter, db: None, monkeypatch: pytest.MonkeyPatch
+    spans: InMemorySpanExporter, db: None
 ) -> None:
     import structlog
+    from django.test import RequestFactory
+    from django.urls import resolve
+    from opentelemetry import metrics
 
+    from otel_django import runtime
     from otel_django.metrics.http import HttpServerMetrics
+    from otel_django.middleware import OtelDjangoMiddleware
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("metrics backend exploded")
+    def view(request: Any) -> Any:
+        match = resolve(request.path_info)
+        return match.func(request, *match.args, **match.kwargs)
 
+    failed: list[str] = []
     for stage in ("request_started", "request_finished"):
-        with monkeypatch.context() as patch:
-            patch.setattr(HttpServerMetrics, stage, broken)
-            response = Client().get("/products/", HTTP_X_REQUEST_ID="survivor-1")
+
+        class Broken(HttpServerMetrics):
+            pass
+
+        def broken(*args: object, stage: str = stage, **kwargs: object) -> None:
+            failed.append(stage)
+            raise RuntimeError("metrics backend exploded")
+
+        setattr(Broken, stage, broken)
+        http_metrics = Broken(metrics.get_meter("tests"), "tests", runtime.current())
+        middleware = OtelDjangoMiddleware(view, http_metrics=http_metrics)
+        response = middleware(RequestFactory().get("/products/", HTTP_X_REQUEST_ID="survivor-1"))
         assert response.status_code == 200
+        assert failed[-1:] == [stage]  # the step did fail
         # Nothing of the failed request stays bound to the thread.
         assert "request_id" not in structlog.contextvars.get_contextvars()
         from opentelemetry import trace

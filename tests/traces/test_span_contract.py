@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from opentelemetry import trace
@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
-from otel_django.db.django import observer
+from otel_django import runtime
+from otel_django.db.django import QueryObserver
 from otel_django.middleware import OtelDjangoMiddleware
 
 pytestmark = pytest.mark.django_db
@@ -93,8 +94,7 @@ class Stack:
         return HttpResponse(b"ok")
 
     def get(self, path: str) -> HttpResponse:
-        middleware = OtelDjangoMiddleware(self.view)
-        middleware._tracer = self.provider.get_tracer("otel_django")
+        middleware = OtelDjangoMiddleware(self.view, tracer_provider=self.provider)
         response: HttpResponse = middleware(RequestFactory().get(path, HTTP_USER_AGENT="t"))
         return response
 
@@ -105,10 +105,21 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
     def build(sampler: Sampler, limits: SpanLimits | None = None) -> Stack:
         built = Stack(sampler, limits)
-        query_observer = observer()
-        assert query_observer is not None
-        monkeypatch.setattr(query_observer, "_tracer", built.provider.get_tracer("otel_django.db"))
-        monkeypatch.setattr(query_observer, "_skip_unsampled", None)
+        live = runtime.current()
+        assert live.observer is not None
+        # This test's observer in place of the live one on the connection the view queries.
+        query_observer = QueryObserver(
+            live.config,
+            live.insight,
+            live.redactor,
+            tracer_provider=built.provider,
+            pipeline_source=live,
+        )
+        connection.ensure_connection()
+        wrappers = [
+            query_observer if w is live.observer else w for w in connection.execute_wrappers
+        ]
+        monkeypatch.setattr(connections["default"], "execute_wrappers", wrappers)
         monkeypatch.setattr(trace, "get_tracer_provider", lambda: built.provider)
         return built
 
