@@ -229,10 +229,7 @@ def _processors(raw: object) -> tuple[Callable[..., Any], ...]:
     processors: list[Callable[..., Any]] = []
     for path in _str_tuple(raw):
         try:
-            module_name, _, attribute = path.rpartition(".")
-            if not module_name:
-                raise ImportError(f"{path!r} is not a dotted path")
-            target: object = getattr(importlib.import_module(module_name), attribute)
+            target = _import(path)
             if isinstance(target, type):
                 target = target()
             if not callable(target):

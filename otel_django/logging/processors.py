@@ -373,18 +373,3 @@ def guarded(processor: Processor) -> Processor:
 
     run.__qualname__ = f"guarded({name})"
     return run
-
-
-def import_processor(path: str) -> Processor:
-    """``package.module.attribute`` → the processor it names; a class is instantiated."""
-    import importlib
-
-    module_name, _, attribute = path.rpartition(".")
-    if not module_name:
-        raise ImportError(f"{path!r} is not a dotted path")
-    target: object = getattr(importlib.import_module(module_name), attribute)
-    if isinstance(target, type):
-        target = target()
-    if not callable(target):
-        raise TypeError(f"{path!r} is not callable")
-    return guarded(target)
